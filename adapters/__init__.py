@@ -1,0 +1,32 @@
+"""Adapters: the one seam between the tests and any implementation.
+
+    impl = adapters.select(impl="student")          # or "reference"
+    impl = adapters.select(adapters_file="path/to/adapters.py")   # CS336-style file
+    impl = adapters.select(submission="path/to/dir")  # a folder holding a student/ package
+    impl.run_linear(d_in, d_out, weights, x)         # checked against the canonical signature
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from .backend import Bound, MissingAdapter, load_module_from_path
+from .package import PackageAdapters
+from .signatures import ADAPTER_NAMES
+
+
+def select(impl: str | None = "student", adapters_file: str | None = None, submission: str | None = None) -> Bound:
+    """Bind the adapter functions to one implementation. Import errors propagate to the caller."""
+    if adapters_file is not None:
+        return Bound(load_module_from_path(adapters_file))
+    if submission is not None:
+        package_dir = Path(submission) / "student"
+        package = load_module_from_path(package_dir)
+        return Bound(PackageAdapters(package, description=str(package_dir)))
+    if impl not in ("student", "reference"):
+        raise ValueError(f"impl must be 'student' or 'reference', got {impl!r}")
+    return Bound(PackageAdapters(importlib.import_module(impl)))
+
+
+__all__ = ["ADAPTER_NAMES", "Bound", "MissingAdapter", "PackageAdapters", "load_module_from_path", "select"]

@@ -1,0 +1,140 @@
+"""Adapters for a package with the assignment's API (`student`, `reference`, or a copy of either).
+
+Like CS336's tests/adapters.py: each function builds the module the student wrote, puts
+the given weights in it, and runs it. Weights go in with `torch.func.functional_call`,
+so gradients flow back to the tensors the test passed in.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+
+def _call(module: nn.Module, weights: dict[str, Tensor], *args, **kwargs):
+    expected = {name for name, _ in module.named_parameters()}
+    given = set(weights)
+    if expected != given:
+        raise ValueError(
+            f"{type(module).__name__} has parameters {sorted(expected)} but the SPEC weights are {sorted(given)}; "
+            f"missing in your module: {sorted(given - expected)}, not in the SPEC: {sorted(expected - given)}"
+        )
+    return functional_call(module, weights, args, kwargs)
+
+
+class PackageAdapters:
+    def __init__(self, package: ModuleType, description: str | None = None):
+        self.pkg = package
+        self.description = description or package.__name__
+
+    def _lm(self, vocab_size, context_length, d_model, num_layers, num_heads, d_ff, rope_theta, weights):
+        config = self.pkg.TransformerConfig(
+            vocab_size=vocab_size,
+            context_length=context_length,
+            d_model=d_model,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            d_ff=d_ff,
+            rope_theta=rope_theta,
+        )
+        some_weight = next(iter(weights.values()))
+        return self.pkg.TransformerLM(config, device=some_weight.device, dtype=some_weight.dtype)
+
+    def run_linear(self, d_in, d_out, weights, in_features):
+        linear = self.pkg.Linear(d_in, d_out, device=weights.device, dtype=weights.dtype)
+        return _call(linear, {"weight": weights}, in_features)
+
+    def run_embedding(self, vocab_size, d_model, weights, token_ids):
+        embedding = self.pkg.Embedding(vocab_size, d_model, device=weights.device, dtype=weights.dtype)
+        return _call(embedding, {"weight": weights}, token_ids)
+
+    def run_rmsnorm(self, d_model, eps, weights, in_features):
+        norm = self.pkg.RMSNorm(d_model, eps=eps, device=weights.device, dtype=weights.dtype)
+        return _call(norm, {"weight": weights}, in_features)
+
+    def run_silu(self, in_features):
+        return self.pkg.silu(in_features)
+
+    def run_swiglu(self, d_model, d_ff, w1_weight, w2_weight, w3_weight, in_features):
+        ffn = self.pkg.SwiGLU(d_model, d_ff, device=w1_weight.device, dtype=w1_weight.dtype)
+        weights = {"w1.weight": w1_weight, "w2.weight": w2_weight, "w3.weight": w3_weight}
+        return _call(ffn, weights, in_features)
+
+    def run_softmax(self, in_features, dim):
+        return self.pkg.softmax(in_features, dim)
+
+    def run_scaled_dot_product_attention(self, Q, K, V, mask=None):
+        return self.pkg.scaled_dot_product_attention(Q, K, V, mask)
+
+    def run_rope(self, d_k, theta, max_seq_len, in_query_or_key, token_positions):
+        rope = self.pkg.RotaryPositionalEmbedding(theta, d_k, max_seq_len, device=in_query_or_key.device)
+        return rope(in_query_or_key, token_positions)
+
+    def _attention(self, d_model, num_heads, max_seq_len, theta, q, k, v, o, in_features, token_positions):
+        attn = self.pkg.MultiHeadSelfAttention(
+            d_model, num_heads, max_seq_len=max_seq_len, theta=theta, device=q.device, dtype=q.dtype
+        )
+        weights = {"q_proj.weight": q, "k_proj.weight": k, "v_proj.weight": v, "output_proj.weight": o}
+        return _call(attn, weights, in_features, token_positions)
+
+    def run_multihead_self_attention(self, d_model, num_heads, q, k, v, o, in_features):
+        return self._attention(d_model, num_heads, None, None, q, k, v, o, in_features, None)
+
+    def run_multihead_self_attention_with_rope(
+        self, d_model, num_heads, max_seq_len, theta, q, k, v, o, in_features, token_positions=None
+    ):
+        return self._attention(d_model, num_heads, max_seq_len, theta, q, k, v, o, in_features, token_positions)
+
+    def run_transformer_block(self, d_model, num_heads, d_ff, max_seq_len, theta, weights, in_features):
+        some_weight = next(iter(weights.values()))
+        block = self.pkg.TransformerBlock(
+            d_model, num_heads, d_ff, max_seq_len, theta, device=some_weight.device, dtype=some_weight.dtype
+        )
+        return _call(block, weights, in_features)
+
+    def run_transformer_lm(self, *lm_args):
+        *model_args, weights, in_indices = lm_args
+        model = self._lm(*model_args, weights)
+        return _call(model, weights, in_indices)
+
+    def run_transformer_lm_incremental(self, *lm_args):
+        *model_args, weights, in_indices, chunk_sizes = lm_args
+        model = self._lm(*model_args, weights)
+        kv_cache = model.make_kv_cache()
+        logits, start = [], 0
+        for size in chunk_sizes:
+            chunk = in_indices[:, start : start + size]
+            logits.append(_call(model, weights, chunk, kv_cache=kv_cache))
+            start += size
+        return torch.cat(logits, dim=1)
+
+    def run_cross_entropy(self, inputs, targets, ignore_index=None):
+        return self.pkg.cross_entropy(inputs, targets, ignore_index)
+
+    def run_next_token_distribution(self, logits, temperature, top_k=None, top_p=None):
+        return self.pkg.next_token_distribution(logits, temperature, top_k, top_p)
+
+    def run_generate(self, *args):
+        *model_args, weights = args[:8]
+        prompt, max_new_tokens, temperature, top_k, top_p, eos_token_id, seed = (list(args[8:]) + [None] * 7)[:7]
+        model = self._lm(*model_args, weights)
+        model.load_state_dict(weights)
+        return self.pkg.generate(
+            model,
+            prompt,
+            max_new_tokens,
+            temperature=0.0 if temperature is None else temperature,
+            top_k=top_k,
+            top_p=top_p,
+            eos_token_id=eos_token_id,
+            seed=0 if seed is None else seed,
+        )
+
+    def run_perplexity(self, *args):
+        *model_args, weights, token_ids, stride = args
+        model = self._lm(*model_args, weights)
+        model.load_state_dict(weights)
+        return self.pkg.perplexity(model, token_ids, stride)

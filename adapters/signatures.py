@@ -1,0 +1,267 @@
+"""The canonical adapter signatures: one typed function per graded operation.
+
+Every test calls the implementation under test only through these functions (via a
+`Bound` handle). Each one is checked on every call with jaxtyping + beartype, whatever
+implementation answers it, so a wrong shape or dtype is reported with the argument and
+the dimension that disagree. The names, parameter names and order follow SPEC §3 and are
+call-compatible with CS336's `tests/adapters.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from beartype import beartype
+from jaxtyping import Bool, Float, Int, jaxtyped
+from torch import Tensor
+
+from .backend import dispatch
+
+checked = jaxtyped(typechecker=beartype)
+
+
+@checked
+def run_linear(
+    d_in: int,
+    d_out: int,
+    weights: Float[Tensor, "d_out d_in"],
+    in_features: Float[Tensor, "... d_in"],
+) -> Float[Tensor, "... d_out"]:
+    """y = x Wᵀ. `weights` is laid out (d_out, d_in), as nn.Linear stores it; no bias."""
+    return dispatch("run_linear", d_in, d_out, weights, in_features)
+
+
+@checked
+def run_embedding(
+    vocab_size: int,
+    d_model: int,
+    weights: Float[Tensor, "vocab_size d_model"],
+    token_ids: Int[Tensor, "..."],
+) -> Float[Tensor, "... d_model"]:
+    """Row `token_ids[...]` of the (vocab_size, d_model) table."""
+    return dispatch("run_embedding", vocab_size, d_model, weights, token_ids)
+
+
+@checked
+def run_rmsnorm(
+    d_model: int,
+    eps: float,
+    weights: Float[Tensor, "d_model"],
+    in_features: Float[Tensor, "... d_model"],
+) -> Float[Tensor, "... d_model"]:
+    """x * rsqrt(mean(x², -1) + eps) * g, in at least float32, cast back to the input dtype."""
+    return dispatch("run_rmsnorm", d_model, eps, weights, in_features)
+
+
+@checked
+def run_silu(in_features: Float[Tensor, "..."]) -> Float[Tensor, "..."]:
+    """silu(x) = x · σ(x), elementwise."""
+    return dispatch("run_silu", in_features)
+
+
+@checked
+def run_swiglu(
+    d_model: int,
+    d_ff: int,
+    w1_weight: Float[Tensor, "d_ff d_model"],
+    w2_weight: Float[Tensor, "d_model d_ff"],
+    w3_weight: Float[Tensor, "d_ff d_model"],
+    in_features: Float[Tensor, "... d_model"],
+) -> Float[Tensor, "... d_model"]:
+    """W2( silu(W1 x) ⊙ W3 x ). W1 is the gated branch, W3 the linear one."""
+    return dispatch("run_swiglu", d_model, d_ff, w1_weight, w2_weight, w3_weight, in_features)
+
+
+@checked
+def run_softmax(in_features: Float[Tensor, "..."], dim: int) -> Float[Tensor, "..."]:
+    """Numerically stable softmax over `dim` (inputs shifted by +1000 must work)."""
+    return dispatch("run_softmax", in_features, dim)
+
+
+@checked
+def run_scaled_dot_product_attention(
+    Q: Float[Tensor, "... queries d_k"],
+    K: Float[Tensor, "... keys d_k"],
+    V: Float[Tensor, "... keys d_v"],
+    mask: Bool[Tensor, "... queries keys"] | None = None,
+) -> Float[Tensor, "... queries d_v"]:
+    """softmax(Q Kᵀ / √d_k + mask) V. `mask` is True where the query MAY attend to the key."""
+    return dispatch("run_scaled_dot_product_attention", Q, K, V, mask)
+
+
+@checked
+def run_rope(
+    d_k: int,
+    theta: float,
+    max_seq_len: int,
+    in_query_or_key: Float[Tensor, "... sequence_length d_k"],
+    token_positions: Int[Tensor, "... sequence_length"],
+) -> Float[Tensor, "... sequence_length d_k"]:
+    """Rotate interleaved pairs (2k, 2k+1) by pos · θ^(−2k/d_k) for k = 0 … d_k/2 − 1."""
+    return dispatch("run_rope", d_k, theta, max_seq_len, in_query_or_key, token_positions)
+
+
+@checked
+def run_multihead_self_attention(
+    d_model: int,
+    num_heads: int,
+    q_proj_weight: Float[Tensor, "d_model d_model"],
+    k_proj_weight: Float[Tensor, "d_model d_model"],
+    v_proj_weight: Float[Tensor, "d_model d_model"],
+    o_proj_weight: Float[Tensor, "d_model d_model"],
+    in_features: Float[Tensor, "... sequence_length d_model"],
+) -> Float[Tensor, "... sequence_length d_model"]:
+    """Causal multi-head self-attention without RoPE; projection rows are ordered (heads, d_head)."""
+    return dispatch(
+        "run_multihead_self_attention",
+        d_model, num_heads, q_proj_weight, k_proj_weight, v_proj_weight, o_proj_weight, in_features,
+    )
+
+
+@checked
+def run_multihead_self_attention_with_rope(
+    d_model: int,
+    num_heads: int,
+    max_seq_len: int,
+    theta: float,
+    q_proj_weight: Float[Tensor, "d_model d_model"],
+    k_proj_weight: Float[Tensor, "d_model d_model"],
+    v_proj_weight: Float[Tensor, "d_model d_model"],
+    o_proj_weight: Float[Tensor, "d_model d_model"],
+    in_features: Float[Tensor, "... sequence_length d_model"],
+    token_positions: Int[Tensor, "... sequence_length"] | None = None,
+) -> Float[Tensor, "... sequence_length d_model"]:
+    """As run_multihead_self_attention, with RoPE on q and k of every head (positions default to 0…seq−1)."""
+    return dispatch(
+        "run_multihead_self_attention_with_rope",
+        d_model, num_heads, max_seq_len, theta,
+        q_proj_weight, k_proj_weight, v_proj_weight, o_proj_weight, in_features, token_positions,
+    )
+
+
+@checked
+def run_transformer_block(
+    d_model: int,
+    num_heads: int,
+    d_ff: int,
+    max_seq_len: int,
+    theta: float,
+    weights: dict[str, Tensor],
+    in_features: Float[Tensor, "batch sequence_length d_model"],
+) -> Float[Tensor, "batch sequence_length d_model"]:
+    """Pre-norm block. `weights` keys: attn.{q,k,v,output}_proj.weight, ln1.weight, ffn.w{1,2,3}.weight, ln2.weight."""
+    return dispatch("run_transformer_block", d_model, num_heads, d_ff, max_seq_len, theta, weights, in_features)
+
+
+@checked
+def run_transformer_lm(
+    vocab_size: int,
+    context_length: int,
+    d_model: int,
+    num_layers: int,
+    num_heads: int,
+    d_ff: int,
+    rope_theta: float,
+    weights: dict[str, Tensor],
+    in_indices: Int[Tensor, "batch sequence_length"],
+) -> Float[Tensor, "batch sequence_length vocab_size"]:
+    """Unnormalised next-token logits at every position. `weights` uses the SPEC state-dict names."""
+    return dispatch(
+        "run_transformer_lm",
+        vocab_size, context_length, d_model, num_layers, num_heads, d_ff, rope_theta, weights, in_indices,
+    )
+
+
+@checked
+def run_cross_entropy(
+    inputs: Float[Tensor, "... vocab_size"],
+    targets: Int[Tensor, "..."],
+    ignore_index: int | None = None,
+) -> Float[Tensor, ""]:
+    """Mean of −log softmax(inputs)[target] over the targets that are not `ignore_index`."""
+    return dispatch("run_cross_entropy", inputs, targets, ignore_index)
+
+
+@checked
+def run_transformer_lm_incremental(
+    vocab_size: int,
+    context_length: int,
+    d_model: int,
+    num_layers: int,
+    num_heads: int,
+    d_ff: int,
+    rope_theta: float,
+    weights: dict[str, Tensor],
+    in_indices: Int[Tensor, "batch sequence_length"],
+    chunk_sizes: Sequence[int],
+) -> Float[Tensor, "batch sequence_length vocab_size"]:
+    """Feed `in_indices` through ONE model in consecutive chunks using its KV cache; all logits, concatenated."""
+    if sum(chunk_sizes) != in_indices.shape[-1] or any(size < 1 for size in chunk_sizes):
+        raise ValueError(
+            f"chunk_sizes must be positive and add up to the sequence length {in_indices.shape[-1]}, got {list(chunk_sizes)}"
+        )
+    return dispatch(
+        "run_transformer_lm_incremental",
+        vocab_size, context_length, d_model, num_layers, num_heads, d_ff, rope_theta, weights, in_indices,
+        list(chunk_sizes),
+    )
+
+
+@checked
+def run_next_token_distribution(
+    logits: Float[Tensor, "... vocab_size"],
+    temperature: float,
+    top_k: int | None = None,
+    top_p: float | None = None,
+) -> Float[Tensor, "... vocab_size"]:
+    """Temperature, then top-k, then top-p, renormalised; temperature 0 is one-hot on the first argmax."""
+    return dispatch("run_next_token_distribution", logits, temperature, top_k, top_p)
+
+
+@checked
+def run_generate(
+    vocab_size: int,
+    context_length: int,
+    d_model: int,
+    num_layers: int,
+    num_heads: int,
+    d_ff: int,
+    rope_theta: float,
+    weights: dict[str, Tensor],
+    prompt: Int[Tensor, "batch prompt_length"],
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    eos_token_id: int | None = None,
+    seed: int = 0,
+) -> Int[Tensor, "batch total_length"]:
+    """Prompt plus generated tokens, decoded with the KV cache (see SPEC §2, decoding)."""
+    return dispatch(
+        "run_generate",
+        vocab_size, context_length, d_model, num_layers, num_heads, d_ff, rope_theta, weights, prompt,
+        max_new_tokens, temperature, top_k, top_p, eos_token_id, seed,
+    )
+
+
+@checked
+def run_perplexity(
+    vocab_size: int,
+    context_length: int,
+    d_model: int,
+    num_layers: int,
+    num_heads: int,
+    d_ff: int,
+    rope_theta: float,
+    weights: dict[str, Tensor],
+    token_ids: Int[Tensor, "n"],
+    stride: int,
+) -> float:
+    """Sliding-window perplexity: every token after the first scored exactly once (SPEC §2)."""
+    return dispatch(
+        "run_perplexity",
+        vocab_size, context_length, d_model, num_layers, num_heads, d_ff, rope_theta, weights, token_ids, stride,
+    )
+
+
+ADAPTER_NAMES = [name for name in dir() if name.startswith("run_")]

@@ -1,0 +1,1 @@
+"""lmgrade: the grader of the Transformer-LM assignment."""

@@ -1,0 +1,10 @@
+"""The catalogue: common bugs (each must lose its own item) and valid alternatives (full marks).
+
+Instructor-only: the edits quote reference code, so the handout never contains this package.
+"""
+
+from .alternatives import ALTERNATIVES
+from .model import BUGS as MODEL_BUGS
+
+BUGS = [*MODEL_BUGS]
+CATALOGUE = [*BUGS, *ALTERNATIVES]

@@ -1,0 +1,72 @@
+"""Tensor comparison with messages a student can act on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """|got − expected| ≤ atol · scale + rtol · |expected|, where scale = max |expected| (at least 1e-30).
+
+    The absolute part is relative to the size of the whole tensor, so one tolerance serves
+    inputs of any magnitude, and elements near zero are not judged by relative error alone.
+    """
+
+    rtol: float
+    atol: float
+
+
+class Mismatch(AssertionError):
+    """The output of the implementation under test disagrees with what was expected."""
+
+
+def _fmt_index(flat_index: int, shape: torch.Size) -> tuple[int, ...]:
+    return tuple(int(i) for i in torch.unravel_index(torch.tensor(flat_index), shape)) if len(shape) else ()
+
+
+def describe_difference(got: Tensor, expected: Tensor, tol: Tolerance) -> str | None:
+    """None when `got` is within tolerance of `expected`, else a human-readable report."""
+    if got.shape != expected.shape:
+        return f"shape mismatch: got {tuple(got.shape)}, expected {tuple(expected.shape)}"
+    got64 = got.detach().to("cpu", torch.float64)
+    exp64 = expected.detach().to("cpu", torch.float64)
+    if got64.numel() == 0:
+        return None
+    nan_got, inf_got = int(got64.isnan().sum()), int(got64.isinf().sum())
+    nan_exp = exp64.isnan()
+    finite_exp = exp64[exp64.isfinite()]
+    scale = float(finite_exp.abs().max()) if finite_exp.numel() else 0.0
+    allowed = tol.atol * max(scale, 1e-30) + tol.rtol * exp64.abs()
+    err = (got64 - exp64).abs()
+    # NaN where the reference is NaN is agreement (e.g. cross-entropy with every target ignored).
+    same_nan = got64.isnan() & nan_exp
+    same_inf = got64.isinf() & exp64.isinf() & (got64.sign() == exp64.sign())
+    bad = ~(same_nan | same_inf) & ~(err <= allowed)
+    if not bool(bad.any()):
+        return None
+    badness = torch.where(bad, torch.nan_to_num(err / allowed.clamp_min(1e-300), nan=float("inf")), 0.0)
+    worst = int(badness.flatten().argmax())
+    index = _fmt_index(worst, got64.shape)
+    g, e = got64.flatten()[worst].item(), exp64.flatten()[worst].item()
+    finite = (err.isfinite()) & ~nan_exp
+    max_abs = float(err[finite].max()) if finite.any() else float("nan")
+    rel = err / exp64.abs().clamp_min(1e-300)
+    max_rel = float(rel[finite].max()) if finite.any() else float("nan")
+    lines = [
+        f"{int(bad.sum())} of {got64.numel()} elements differ (shape {tuple(got64.shape)}, dtype {got.dtype})",
+        f"worst element at index {index}: got {g:.10g}, expected {e:.10g}",
+        f"max abs error {max_abs:.3g}, max rel error {max_rel:.3g} (allowed: rtol={tol.rtol:g}, atol={tol.atol:g} × max|expected|={scale:.3g})",
+    ]
+    if nan_got or inf_got:
+        lines.append(f"your output has {nan_got} NaN and {inf_got} Inf values (expected {int(nan_exp.sum())} NaN)")
+    return "\n".join(lines)
+
+
+def assert_close(got: Tensor, expected: Tensor, tol: Tolerance, what: str) -> None:
+    report = describe_difference(got, expected, tol)
+    if report is not None:
+        raise Mismatch(f"{what}:\n{report}")

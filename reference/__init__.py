@@ -1,0 +1,35 @@
+"""The hidden reference implementation: the assignment, solved.
+
+Instructor-only. It exposes exactly the public API of the `student` package.
+"""
+
+from .attention import (
+    KVCache,
+    LayerKVCache,
+    MultiHeadSelfAttention,
+    RotaryPositionalEmbedding,
+    causal_mask,
+    scaled_dot_product_attention,
+)
+from .layers import Embedding, Linear, RMSNorm, SwiGLU, silu, softmax
+from .loss import cross_entropy
+from .model import TransformerBlock, TransformerConfig, TransformerLM
+
+__all__ = [
+    "Linear",
+    "Embedding",
+    "RMSNorm",
+    "silu",
+    "SwiGLU",
+    "softmax",
+    "scaled_dot_product_attention",
+    "causal_mask",
+    "RotaryPositionalEmbedding",
+    "LayerKVCache",
+    "KVCache",
+    "MultiHeadSelfAttention",
+    "TransformerBlock",
+    "TransformerConfig",
+    "TransformerLM",
+    "cross_entropy",
+]

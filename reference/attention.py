@@ -1,0 +1,162 @@
+"""Attention: scaled dot-product attention, RoPE, the KV cache, causal multi-head self-attention."""
+
+from __future__ import annotations
+
+import math
+
+import einx
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor, nn
+
+from .layers import Linear, softmax
+
+
+def scaled_dot_product_attention(
+    Q: Float[Tensor, "... queries d_k"],
+    K: Float[Tensor, "... keys d_k"],
+    V: Float[Tensor, "... keys d_v"],
+    mask: Bool[Tensor, "... queries keys"] | None = None,
+) -> Float[Tensor, "... queries d_v"]:
+    """softmax(Q Kᵀ / √d_k + mask) V, where mask is True where a query may attend to a key."""
+    d_k = Q.shape[-1]
+    scores = einx.dot("... queries d_k, ... keys d_k -> ... queries keys", Q, K) / math.sqrt(d_k)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = softmax(scores, dim=-1)
+    return einx.dot("... queries keys, ... keys d_v -> ... queries d_v", weights, V)
+
+
+def causal_mask(num_queries: int, num_keys: int, device=None) -> Bool[Tensor, "queries keys"]:
+    """True where query i may see key j.
+
+    The queries are the *last* num_queries positions of the key sequence (bottom-right
+    alignment): with a KV cache holding 5 tokens and a chunk of 3 new ones, query 0 is
+    position 5 and sees keys 0..5, not just key 0.
+    """
+    query_positions = torch.arange(num_keys - num_queries, num_keys, device=device)
+    key_positions = torch.arange(num_keys, device=device)
+    return key_positions[None, :] <= query_positions[:, None]
+
+
+class RotaryPositionalEmbedding(nn.Module):
+    """RoPE on interleaved pairs: dims (2k, 2k+1) rotate by angle pos · θ^(−2k/d)."""
+
+    def __init__(self, theta: float, d_k: int, max_seq_len: int, device=None):
+        super().__init__()
+        if d_k % 2:
+            raise ValueError(f"RoPE needs an even head dimension, got d_k={d_k}")
+        # Angles in float64 so that float64 models stay exact; cast to the input dtype on use.
+        pair = torch.arange(d_k // 2, dtype=torch.float64, device=device)
+        inv_freq = theta ** (-2.0 * pair / d_k)
+        positions = torch.arange(max_seq_len, dtype=torch.float64, device=device)
+        angles = torch.outer(positions, inv_freq)  # (max_seq_len, d_k/2)
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(
+        self, x: Float[Tensor, "... seq d_k"], token_positions: Int[Tensor, "... seq"]
+    ) -> Float[Tensor, "... seq d_k"]:
+        cos = self.cos[token_positions].to(x.dtype)  # (... seq, d_k/2)
+        sin = self.sin[token_positions].to(x.dtype)
+        pairs = x.unflatten(-1, (-1, 2))  # (... seq, d_k/2, 2): dims (2k, 2k+1) side by side
+        even, odd = pairs[..., 0], pairs[..., 1]
+        rotated = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)
+        return rotated.flatten(-2)
+
+
+class LayerKVCache:
+    """Keys and values one attention layer has seen, in buffers preallocated to max_seq_len.
+
+    Writing a new chunk is a copy into the buffer, so a token costs O(1) writes instead of
+    the O(length) re-copy that torch.cat would do at every step.
+    """
+
+    def __init__(self, max_seq_len: int):
+        self.max_seq_len = max_seq_len
+        self.length = 0
+        self.keys: Tensor | None = None
+        self.values: Tensor | None = None
+
+    def update(
+        self, k: Float[Tensor, "... heads new d_head"], v: Float[Tensor, "... heads new d_head"]
+    ) -> tuple[Float[Tensor, "... heads total d_head"], Float[Tensor, "... heads total d_head"]]:
+        new = k.shape[-2]
+        end = self.length + new
+        if end > self.max_seq_len:
+            raise ValueError(f"KV cache holds at most {self.max_seq_len} tokens; got {end}")
+        if self.keys is None:
+            buffer_shape = (*k.shape[:-2], self.max_seq_len, k.shape[-1])
+            self.keys = k.new_empty(buffer_shape)
+            self.values = v.new_empty(buffer_shape)
+        self.keys[..., self.length : end, :] = k
+        self.values[..., self.length : end, :] = v
+        self.length = end
+        return self.keys[..., :end, :], self.values[..., :end, :]
+
+
+class KVCache:
+    """One LayerKVCache per Transformer block."""
+
+    def __init__(self, num_layers: int, max_seq_len: int):
+        self.layers = [LayerKVCache(max_seq_len) for _ in range(num_layers)]
+
+    @property
+    def length(self) -> int:
+        return self.layers[0].length
+
+
+class MultiHeadSelfAttention(nn.Module):
+    """Causal multi-head self-attention; RoPE on q and k when theta is given."""
+
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        max_seq_len: int | None = None,
+        theta: float | None = None,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
+        self.num_heads = num_heads
+        self.d_head = d_model // num_heads
+        self.q_proj = Linear(d_model, d_model, device=device, dtype=dtype)
+        self.k_proj = Linear(d_model, d_model, device=device, dtype=dtype)
+        self.v_proj = Linear(d_model, d_model, device=device, dtype=dtype)
+        self.output_proj = Linear(d_model, d_model, device=device, dtype=dtype)
+        self.rope = None
+        if theta is not None:
+            self.rope = RotaryPositionalEmbedding(theta, self.d_head, max_seq_len, device=device)
+
+    def forward(
+        self,
+        x: Float[Tensor, "... seq d_model"],
+        token_positions: Int[Tensor, "... seq"] | None = None,
+        kv_cache: LayerKVCache | None = None,
+    ) -> Float[Tensor, "... seq d_model"]:
+        seq = x.shape[-2]
+        past = kv_cache.length if kv_cache is not None else 0
+        if token_positions is None:
+            token_positions = torch.arange(past, past + seq, device=x.device)
+
+        # Rows of each projection are ordered (heads, d_head): (... seq d_model) -> (... heads seq d_head).
+        def split_heads(t: Tensor) -> Tensor:
+            return t.unflatten(-1, (self.num_heads, self.d_head)).transpose(-3, -2)
+
+        q, k, v = split_heads(self.q_proj(x)), split_heads(self.k_proj(x)), split_heads(self.v_proj(x))
+
+        if self.rope is not None:
+            head_positions = token_positions.unsqueeze(-2)  # same positions for every head
+            q = self.rope(q, head_positions)
+            k = self.rope(k, head_positions)
+
+        if kv_cache is not None:
+            k, v = kv_cache.update(k, v)
+
+        mask = causal_mask(seq, k.shape[-2], device=x.device)
+        out = scaled_dot_product_attention(q, k, v, mask)
+        out = out.transpose(-3, -2).flatten(-2)  # (... seq, heads · d_head)
+        return self.output_proj(out)

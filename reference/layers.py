@@ -1,0 +1,78 @@
+"""The small building blocks: Linear, Embedding, RMSNorm, SiLU, SwiGLU, softmax."""
+
+from __future__ import annotations
+
+import math
+
+import einx
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+
+
+def _truncated_normal(shape: tuple[int, ...], std: float, device=None, dtype=None) -> Tensor:
+    weight = torch.empty(shape, device=device, dtype=dtype)
+    return nn.init.trunc_normal_(weight, mean=0.0, std=std, a=-3 * std, b=3 * std)
+
+
+class Linear(nn.Module):
+    """y = x Wᵀ with W of shape (d_out, d_in) and no bias."""
+
+    def __init__(self, in_features: int, out_features: int, device=None, dtype=None):
+        super().__init__()
+        std = math.sqrt(2.0 / (in_features + out_features))
+        self.weight = nn.Parameter(_truncated_normal((out_features, in_features), std, device, dtype))
+
+    def forward(self, x: Float[Tensor, "... d_in"]) -> Float[Tensor, "... d_out"]:
+        return einx.dot("... d_in, d_out d_in -> ... d_out", x, self.weight)
+
+
+class Embedding(nn.Module):
+    """Row lookup in a (vocab_size, d_model) table."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, device=None, dtype=None):
+        super().__init__()
+        self.weight = nn.Parameter(_truncated_normal((num_embeddings, embedding_dim), 1.0, device, dtype))
+
+    def forward(self, token_ids: Int[Tensor, "..."]) -> Float[Tensor, "... d_model"]:
+        return self.weight[token_ids]
+
+
+class RMSNorm(nn.Module):
+    """x / sqrt(mean(x²) + eps) * g, computed in at least float32."""
+
+    def __init__(self, d_model: int, eps: float = 1e-5, device=None, dtype=None):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d_model, device=device, dtype=dtype))
+
+    def forward(self, x: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_model"]:
+        in_dtype = x.dtype
+        # Squaring in float16/bfloat16 overflows or loses the small terms; float64 must stay float64.
+        x = x.to(torch.promote_types(in_dtype, torch.float32))
+        inv_rms = torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        return (x * inv_rms * self.weight.to(x.dtype)).to(in_dtype)
+
+
+def silu(x: Float[Tensor, "..."]) -> Float[Tensor, "..."]:
+    return x * torch.sigmoid(x)
+
+
+class SwiGLU(nn.Module):
+    """FFN(x) = W2( silu(W1 x) ⊙ W3 x )."""
+
+    def __init__(self, d_model: int, d_ff: int, device=None, dtype=None):
+        super().__init__()
+        self.w1 = Linear(d_model, d_ff, device=device, dtype=dtype)
+        self.w2 = Linear(d_ff, d_model, device=device, dtype=dtype)
+        self.w3 = Linear(d_model, d_ff, device=device, dtype=dtype)
+
+    def forward(self, x: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_model"]:
+        return self.w2(silu(self.w1(x)) * self.w3(x))
+
+
+def softmax(x: Float[Tensor, "..."], dim: int) -> Float[Tensor, "..."]:
+    # exp(x - max) never overflows and the result is unchanged: softmax is shift invariant.
+    shifted = x - x.amax(dim=dim, keepdim=True)
+    exp = torch.exp(shifted)
+    return exp / exp.sum(dim=dim, keepdim=True)

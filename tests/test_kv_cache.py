@@ -1,0 +1,62 @@
+"""The KV cache: feeding a sequence in chunks gives the full forward's logits, at O(context) cost per token."""
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch.utils.flop_counter import FlopCounterMode
+
+from .checks import assert_unchanged, on
+from .strategies import LM_CONFIGS, chunk_schedules, lm_cases, lm_weights, randint
+from .test_lm import lm_args
+
+
+@given(case=lm_cases(min_seq=2), data=st.data())
+def test_chunked_forward_with_cache_equals_full_forward_for_random_schedules(impl, case, data):
+    config, batch, seq, seed = case
+    schedule = data.draw(chunk_schedules(seq), label="chunk_sizes")
+    args = lm_args(config, batch, seq, seed)
+    chunked = impl.run_transformer_lm_incremental(**args, chunk_sizes=schedule)
+    assert_unchanged(chunked, impl.run_transformer_lm(**args), f"logits fed in chunks {schedule} vs the full forward")
+
+
+# A prefill, then multi-token chunks: the new queries must see the whole cache (bottom-right
+# causal mask) and continue the positions (RoPE offset), which one-token steps do not reveal.
+SCHEDULES = [[5, 3, 4, 4], [1, 1, 1, 13], [8, 1, 2, 5], [16]]
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=lambda s: "+".join(map(str, s)))
+def test_multi_token_chunks_after_a_prefill_equal_the_full_forward(impl, device, schedule):
+    config = LM_CONFIGS[2]
+    args = on(lm_args(config, 2, sum(schedule), seed=11), torch.float64, device)
+    chunked = impl.run_transformer_lm_incremental(**args, chunk_sizes=schedule)
+    assert_unchanged(chunked.cpu(), impl.run_transformer_lm(**args).cpu(), f"logits fed in chunks {schedule} vs the full forward")
+
+
+def _flops(fn, **kwargs) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn(**kwargs)
+    return counter.get_total_flops()
+
+
+def test_decoding_one_token_with_the_cache_does_not_recompute_the_prefix(impl):
+    """FLOPs of one cached step ≈ one token through every matmul, plus attention over the cache.
+
+    Re-running the prefix would cost about `prefix` times as much; the bound allows 2× the
+    analytical count of a cached step, so any implementation that caches passes.
+    """
+    config = LM_CONFIGS[2]
+    prefix = config.context_length - 1
+    args = lm_args(config, 1, prefix + 1, seed=5)
+    with torch.no_grad():
+        with_step = _flops(impl.run_transformer_lm_incremental, **args, chunk_sizes=[prefix, 1])
+        prefill_only = _flops(impl.run_transformer_lm_incremental, **dict(args, in_indices=args["in_indices"][:, :prefix]), chunk_sizes=[prefix])
+    step = with_step - prefill_only
+    d, f, L, V = config.d_model, config.d_ff, config.num_layers, config.vocab_size
+    per_token_matmuls = 2 * (L * (4 * d * d + 3 * d * f) + d * V)
+    attention_over_cache = 2 * L * 2 * (prefix + 1) * d  # q·k and weights·v over every cached key
+    analytical = per_token_matmuls + attention_over_cache
+    assert step <= 2 * analytical, (
+        f"one cached decoding step cost {step} FLOPs; a step that reuses the cache needs about {analytical} "
+        f"(a full re-run of the {prefix}-token prefix costs about {prefix * per_token_matmuls}): is the prefix recomputed?"
+    )

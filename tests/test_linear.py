@@ -1,0 +1,36 @@
+"""Linear: y = x Wᵀ, weight (d_out, d_in), no bias."""
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from .checks import check_against_reference, on
+from .strategies import float_dtypes, leading_dims, model_dims, randn, scales, seeds
+
+
+def linear_args(lead, d_in, d_out, seed, scale=1.0):
+    return dict(
+        d_in=d_in,
+        d_out=d_out,
+        weights=randn((d_out, d_in), seed, d_in**-0.5),
+        in_features=randn((*lead, d_in), seed + 1, scale),
+    )
+
+
+WRT = ["weights", "in_features"]
+FIXED = [((2, 5), 16, 8, 0), ((), 8, 24, 1), ((3, 1, 2), 24, 5, 2)]
+
+
+@given(lead=leading_dims, d_in=model_dims, d_out=st.sampled_from([5, 16]), dtype=float_dtypes, strided=st.booleans(), seed=seeds)
+def test_linear_output_has_leading_dims_then_d_out_in_input_dtype(impl, device, lead, d_in, d_out, dtype, strided, seed):
+    args = on(linear_args(lead, d_in, d_out, seed), dtype, device, strided)
+    out = impl.run_linear(**args)
+    assert out.shape == (*lead, d_out) and out.dtype == dtype and out.device.type == device.type
+
+
+@pytest.mark.parametrize("lead, d_in, d_out, seed", FIXED)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_linear_matches_reference_on_fixed_cases(impl, oracle, device, lead, d_in, d_out, seed, dtype):
+    args = linear_args(lead, d_in, d_out, seed)
+    check_against_reference(impl, oracle, "run_linear", args, wrt=WRT, component="linear", dtype=dtype, device=device)

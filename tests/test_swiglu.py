@@ -1,0 +1,57 @@
+"""SiLU and the SwiGLU feed-forward network: W2( silu(W1 x) ⊙ W3 x )."""
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from .checks import assert_unchanged, check_against_reference, on
+from .strategies import float_dtypes, leading_dims, model_dims, randn, scales, seeds
+
+
+def silu_args(lead, seed, scale=1.0):
+    return dict(in_features=randn((*lead, 7), seed, scale))
+
+
+def swiglu_args(lead, d_model, d_ff, seed, scale=1.0):
+    return dict(
+        d_model=d_model,
+        d_ff=d_ff,
+        w1_weight=randn((d_ff, d_model), seed, d_model**-0.5),
+        w2_weight=randn((d_model, d_ff), seed + 1, d_ff**-0.5),
+        w3_weight=randn((d_ff, d_model), seed + 2, d_model**-0.5),
+        in_features=randn((*lead, d_model), seed + 3, scale),
+    )
+
+
+SWIGLU_WRT = ["w1_weight", "w2_weight", "w3_weight", "in_features"]
+FIXED_SWIGLU = [((2, 5), 16, 40, 0), ((3,), 8, 24, 1), ((2, 1, 3), 24, 64, 2)]
+
+
+@given(lead=leading_dims, dtype=float_dtypes, seed=seeds)
+def test_silu_keeps_shape_and_dtype_and_equals_x_sigmoid_x(impl, device, lead, dtype, seed):
+    args = on(silu_args(lead, seed, 5.0), dtype, device)
+    out = impl.run_silu(**args)
+    assert out.shape == args["in_features"].shape and out.dtype == dtype
+    if dtype == torch.float64:
+        x = args["in_features"]
+        assert_unchanged(out, x / (1 + torch.exp(-x)), "silu(x) vs x / (1 + exp(-x))")
+
+
+@given(lead=leading_dims, d_model=model_dims, d_ff=st.sampled_from([24, 40]), dtype=float_dtypes, seed=seeds)
+def test_swiglu_output_keeps_input_shape_and_dtype(impl, device, lead, d_model, d_ff, dtype, seed):
+    out = impl.run_swiglu(**on(swiglu_args(lead, d_model, d_ff, seed), dtype, device))
+    assert out.shape == (*lead, d_model) and out.dtype == dtype and out.device.type == device.type
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_silu_matches_reference_on_fixed_cases(impl, oracle, device, dtype):
+    args = silu_args((3, 4), 0, 4.0)
+    check_against_reference(impl, oracle, "run_silu", args, wrt=["in_features"], component="silu", dtype=dtype, device=device)
+
+
+@pytest.mark.parametrize("lead, d_model, d_ff, seed", FIXED_SWIGLU)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_swiglu_matches_reference_on_fixed_cases(impl, oracle, device, lead, d_model, d_ff, seed, dtype):
+    args = swiglu_args(lead, d_model, d_ff, seed)
+    check_against_reference(impl, oracle, "run_swiglu", args, wrt=SWIGLU_WRT, component="swiglu", dtype=dtype, device=device)
