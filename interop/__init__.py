@@ -1,0 +1,5 @@
+"""Bridges between this kit's TransformerLM and other libraries' model formats."""
+
+from .llama import config_from_llama, llama_to_spec, spec_to_llama
+
+__all__ = ["config_from_llama", "llama_to_spec", "spec_to_llama"]
