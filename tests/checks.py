@@ -42,8 +42,9 @@ def check_against_reference(
     args holds float64 CPU tensors; the implementation under test sees them in `dtype` on
     `device` (non-contiguous if `strided`), the reference sees them in float64.
     """
-    expected = oracle.expected(fn, args, wrt, cotangent_seed)
+    # The implementation first: if it is missing or crashes, no reference time is spent.
     got = outputs_and_grads(impl, fn, on(args, dtype, device, strided), wrt, cotangent_seed)
+    expected = oracle.expected(fn, args, wrt, cotangent_seed)
     output = got["output"]
     if output.dtype != dtype:
         raise Mismatch(f"{fn}: output dtype is {output.dtype} for {dtype} inputs; it must follow the input dtype")

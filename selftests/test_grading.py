@@ -1,0 +1,131 @@
+"""The grading machinery: rubric lint, partial credit, prerequisites, output formats, determinism."""
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from lmgrade.bugs import BUGS
+from lmgrade.grade import PROJECT_ROOT, Selection, grade
+from lmgrade.report import gradescope_results, junit_xml, markdown_report
+from lmgrade.rubric import Item, Rubric, lint, load_rubric
+from lmgrade.scoring import TestRecord, score_items
+from lmgrade.variants import materialise
+
+
+def collected_nodeids() -> list[str]:
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests"],
+                         cwd=PROJECT_ROOT, capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "::" in line]
+
+
+def test_rubric_lint_finds_nothing_wrong_with_the_real_rubric_and_suite():
+    assert lint(load_rubric(), collected_nodeids()) == []
+
+
+def test_rubric_lint_reports_untested_items_unowned_tests_and_wrong_totals():
+    rubric = Rubric(total=10, items=(Item("a", "A", 3, True, ("tests/test_a.py",)), Item("b", "B", 3, True, ("tests/test_b.py",), ("zzz",))))
+    problems = lint(rubric, ["tests/test_a.py::test_x", "tests/test_c.py::test_y"])
+    text = "\n".join(problems)
+    assert "add up to 6 points, but total = 10" in text
+    assert "item 'b' has no tests" in text
+    assert "tests/test_c.py::test_y belongs to 0 items" in text
+    assert "requires unknown item 'zzz'" in text
+
+
+TOY = Rubric(total=10, items=(
+    Item("base", "Base", 4, True, ("tests/test_base.py",)),
+    Item("base.hidden", "Base hidden", 2, False, ("tests/hidden/test_base.py",)),
+    Item("top", "Top", 4, True, ("tests/test_top.py",), ("base",)),
+))
+
+
+def _records(*rows):
+    return [TestRecord(nodeid, outcome, message, category) for nodeid, outcome, message, category in rows]
+
+
+def test_partial_credit_is_per_test_function_and_every_case_of_a_function_must_pass():
+    records = _records(
+        ("tests/test_base.py::test_a[cpu-1]", "passed", "", ""),
+        ("tests/test_base.py::test_a[cpu-2]", "failed", "worst element …", "wrong values"),
+        ("tests/test_base.py::test_b[cpu]", "passed", "", ""),
+        ("tests/test_base.py::test_b[cuda]", "skipped", "no CUDA", ""),
+        ("tests/hidden/test_base.py::test_c[cpu]", "passed", "", ""),
+        ("tests/test_top.py::test_d", "passed", "", ""),
+    )
+    base, hidden, top = score_items(TOY, records, {})
+    assert (base.score, base.status, base.functions_passed, base.functions_graded) == (2.0, "partial", 1, 2)
+    assert base.reason == "test_a: worst element …"
+    assert hidden.score == 2.0
+    assert (top.score, top.status) == (0.0, "failed") and "requires full marks on base" in top.reason
+
+
+def test_hidden_items_report_the_category_of_a_failure_never_its_message():
+    records = _records(("tests/hidden/test_base.py::test_c[cpu]", "failed", "input x=[0.3, …] got 1.2", "wrong values"))
+    hidden = score_items(TOY, records, {})[1]
+    assert hidden.reason == "test_c: wrong values" and "0.3" not in json.dumps(gradescope_results([hidden]))
+
+
+def test_items_that_did_not_run_or_failed_to_collect_score_zero_and_stay_listed():
+    records = _records(("tests/test_top.py::test_d[cuda]", "skipped", "no CUDA device on this machine: CUDA not graded here", ""))
+    base, hidden, top = score_items(TOY, records, {"tests/test_base.py": "SyntaxError: invalid syntax"})
+    assert (base.score, base.status) == (0.0, "error") and "could not be collected" in base.reason
+    assert (hidden.score, hidden.status) == (0.0, "error")
+    assert (top.score, top.status) == (0.0, "not graded here") and "CUDA" in top.reason
+
+
+def test_stub_items_are_not_implemented_rather_than_failed_by_prerequisite():
+    records = _records(("tests/test_base.py::test_a", "not implemented", "Linear.forward", "not implemented"),
+                       ("tests/test_top.py::test_d", "not implemented", "Block.forward", "not implemented"))
+    base, _, top = score_items(TOY, records, {})
+    assert base.status == top.status == "not implemented"
+
+
+def test_gradescope_junit_and_markdown_outputs_follow_their_schemas():
+    records = _records(("tests/test_base.py::test_a", "passed", "", ""), ("tests/hidden/test_base.py::test_c", "failed", "m", "wrong values"),
+                       ("tests/test_top.py::test_d", "passed", "", ""))
+    scores = score_items(TOY, records, {})
+    results = gradescope_results(scores, execution_time=3.2)
+    assert results["score"] == 4.0 and isinstance(results["tests"], list) and len(results["tests"]) == 3
+    for test in results["tests"]:
+        assert set(test) >= {"name", "score", "max_score", "status", "output", "visibility"}
+        assert test["status"] in ("passed", "failed") and test["visibility"] in ("visible", "after_published", "hidden")
+    suite = ET.fromstring(junit_xml(scores))
+    points = {case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")} for case in suite.iter("testcase")}
+    assert points["base.hidden"]["points"] == "0" and points["base.hidden"]["max_points"] == "2"
+    assert suite.get("failures") == "2"  # base.hidden, and top which requires it
+    assert "**Score: 4.00 / 10**" in markdown_report(scores, "t")
+
+
+def test_the_same_submission_graded_twice_gets_the_same_outcomes(tmp_path):
+    """Derandomized, database-free grading profile: identical records, not just the same total."""
+    buggy = next(b for b in BUGS if b.name == "rmsnorm_eps_outside_root")
+    selection = Selection(submission=str(materialise(buggy, tmp_path)))
+    files = ["tests/test_rmsnorm.py", "tests/hidden/test_rmsnorm.py", "tests/hidden/test_softmax.py"]
+    first, second = (grade(selection, tests=files) for _ in range(2))
+    assert [(s.item.id, s.score, s.reason) for s in first.scores] == [(s.item.id, s.score, s.reason) for s in second.scores]
+    assert 0 < first.score < 5 + 3  # the bug costs points in rmsnorm, softmax still earns its own
+
+
+def test_a_looping_test_times_out_and_the_run_goes_on(tmp_path):
+    looping = tmp_path / "adapters.py"
+    looping.write_text("def run_softmax(in_features, dim):\n    while True:\n        pass\n")
+    result = grade(Selection(adapters=str(looping)), tests=["tests/test_softmax.py", "tests/test_linear.py"], per_test_timeout=2)
+    softmax = next(s for s in result.scores if s.item.id == "softmax")
+    linear = next(s for s in result.scores if s.item.id == "linear")
+    assert softmax.score == 0 and any(r.outcome == "timeout" for r in softmax.records)
+    assert linear.status == "not implemented"  # the file defines no run_linear: reported, not crashed
+
+
+@pytest.mark.parametrize("bug_name, lost", [
+    ("cross_entropy_mean_over_all_targets", {"cross_entropy", "cross_entropy.hidden"}),
+    ("swiglu_w1_w3_swapped", {"swiglu", "swiglu.hidden", "block", "block.hidden", "lm", "lm.hidden", "kv_cache",
+                              "kv_cache.hidden", "generate", "generate.hidden", "perplexity", "perplexity.hidden"}),
+])
+def test_one_broken_component_loses_exactly_its_items_and_the_items_that_require_it(bug_name, lost, tmp_path):
+    bug = next(b for b in BUGS if b.name == bug_name)
+    result = grade(Selection(submission=str(materialise(bug, tmp_path))), profile="fast")
+    losing = {s.item.id for s in result.scores if s.score < s.max_score}
+    assert losing == lost, result.log[-3000:]
