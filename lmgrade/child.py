@@ -1,0 +1,153 @@
+"""The submission's process: imports the submission, answers adapter calls, nothing else.
+
+Started by lmgrade.isolation with two pipe descriptors. It never sees the rubric, the
+tests or the reference; it gets plain tensors and values, and sends back plain tensors.
+Gradients: a call whose inputs require grad keeps its graph under a handle until the
+grading process asks for the vector-Jacobian product (or releases it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.abc
+import sys
+import traceback
+from collections import OrderedDict
+
+MAX_KEPT_GRAPHS = 32
+
+
+class _BlockInstructorCode(importlib.abc.MetaPathFinder):
+    """The reference and the bug catalogue are not the submission's to import."""
+
+    BLOCKED = ("reference", "lmgrade.bugs", "lmgrade.variants", "interop")
+
+    def find_spec(self, fullname, path=None, target=None):
+        if any(fullname == b or fullname.startswith(b + ".") for b in self.BLOCKED):
+            raise ImportError(f"{fullname} is not available to submissions")
+        return None
+
+
+def _restrict_imports() -> None:
+    sys.meta_path.insert(0, _BlockInstructorCode())
+    for name in list(sys.modules):
+        if any(name == b or name.startswith(b + ".") for b in _BlockInstructorCode.BLOCKED):
+            del sys.modules[name]
+
+
+class Server:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.backend = None
+        self.import_error: str | None = None
+        self.graphs: OrderedDict[int, tuple] = OrderedDict()
+        self.next_handle = 0
+
+    def load(self):
+        if self.backend is None and self.import_error is None:
+            import adapters
+
+            try:
+                self.backend = adapters.select(
+                    impl=self.args.impl, adapters_file=self.args.adapters, submission=self.args.submission
+                ).backend
+            except BaseException as error:  # noqa: BLE001 - even sys.exit() at import is the submission's failure
+                self.import_error = f"could not import the implementation under test: {type(error).__name__}: {error}"
+        return self.backend
+
+    def call(self, header, tensors):
+        import torch
+
+        from . import wire
+        from .forbidden import ForbiddenCallDetector, forbidden_for
+
+        backend = self.load()
+        if backend is None:
+            return {"ok": False, "kind": "import", "message": self.import_error}, None
+        function = getattr(backend, header["fn"], None)
+        if function is None:
+            return {"ok": False, "kind": "not_implemented", "message": f"not implemented: the submission defines no {header['fn']}"}, None
+
+        grad_inputs = []
+
+        def rebuild(t, meta):
+            if meta["device"] != "cpu":
+                t = t.to(meta["device"])
+            if not meta["contiguous"] and t.dim():  # same values, non-contiguous layout, as the test sent them
+                wide = t.new_zeros(*t.shape[:-1], 2 * t.shape[-1])
+                wide[..., ::2] = t
+                t = wide[..., ::2]
+            if meta["requires_grad"] and header["grad"]:
+                t = t.detach().requires_grad_(True)
+                grad_inputs.append(t)
+            return t
+
+        args = wire.decode(header["args"], tensors, rebuild)
+        detector = ForbiddenCallDetector(forbidden_for(header.get("item")))
+        with torch.set_grad_enabled(bool(header["grad"])), detector:
+            output = function(*args)
+        violation = detector.report(header.get("item"))
+        if violation:
+            return {"ok": False, "kind": "forbidden", "message": violation}, None
+        reply = {"ok": True, "handle": None}
+        if isinstance(output, torch.Tensor) and output.requires_grad and grad_inputs:
+            handle = self.next_handle = self.next_handle + 1
+            self.graphs[handle] = (output, grad_inputs)
+            while len(self.graphs) > MAX_KEPT_GRAPHS:
+                self.graphs.popitem(last=False)
+            reply["handle"] = handle
+        skeleton, out_tensors = wire.encode(output)
+        reply["output"] = skeleton
+        return reply, out_tensors
+
+    def backward(self, header, tensors):
+        import torch
+
+        graph = self.graphs.pop(header["handle"], None)
+        if graph is None:
+            return {"ok": False, "kind": "error", "message": "the graph of that call was released"}, None
+        output, inputs = graph
+        grads = torch.autograd.grad(output, inputs, tensors["cotangent"].to(output.dtype), allow_unused=True)
+        reply = {"ok": True, "present": [g is not None for g in grads]}
+        return reply, {f"g{i}": g.contiguous() for i, g in enumerate(grads) if g is not None}
+
+    def serve(self, request_fd: int, reply_fd: int) -> None:
+        from . import wire
+
+        while True:
+            try:
+                header, tensors = wire.receive(request_fd)
+            except EOFError:
+                return
+            try:
+                reply, out = getattr(self, header["op"])(header, tensors)
+            except NotImplementedError as error:
+                reply, out = {"ok": False, "kind": "not_implemented", "message": str(error) or "NotImplementedError"}, None
+            except Exception as error:  # the submission's exception: report it, keep serving
+                tb = traceback.format_exception(type(error), error, error.__traceback__)
+                reply, out = {"ok": False, "kind": "error", "type": type(error).__name__,
+                              "message": str(error)[:2000], "traceback": "".join(tb[-6:])[-4000:]}, None
+            wire.send(reply_fd, reply, out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--request-fd", type=int, required=True)
+    parser.add_argument("--reply-fd", type=int, required=True)
+    parser.add_argument("--impl", default="student")
+    parser.add_argument("--adapters", default=None)
+    parser.add_argument("--submission", default=None)
+    args = parser.parse_args()
+    if args.impl != "reference" or args.adapters or args.submission:
+        _restrict_imports()
+    import adapters  # noqa: F401 - the heavy imports (torch, einx, jaxtyping) before saying ready
+    import torch  # noqa: F401
+
+    from . import wire
+
+    wire.send(args.reply_fd, {"ready": True})
+    Server(args).serve(args.request_fd, args.reply_fd)
+
+
+if __name__ == "__main__":
+    main()

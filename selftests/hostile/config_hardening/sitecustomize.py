@@ -1,0 +1,4 @@
+import builtins
+
+builtins.__dict__["__lmgrade_forged__"] = True
+raise SystemExit("sitecustomize from the submission ran")
