@@ -31,6 +31,8 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
 def _add_grading_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="grading", help="Hypothesis profile: grading (default), fast or thorough")
     parser.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS", help="per-test time limit (default 120)")
+    parser.add_argument("--no-isolation", dest="isolate", action="store_false",
+                        help="run the submission inside the test process (faster; only for trusted code)")
 
 
 def _selection(args: argparse.Namespace) -> Selection:
@@ -51,7 +53,7 @@ def write_outputs(result: Grade, args: argparse.Namespace, title: str) -> None:
 
 def cmd_grade(args: argparse.Namespace) -> int:
     selection = _selection(args)
-    result = grade(selection, profile=args.profile, per_test_timeout=args.timeout)
+    result = grade(selection, profile=args.profile, per_test_timeout=args.timeout, isolate=args.isolate)
     print(scorecard_text(result.scores, result.rubric.total))
     print(f"graded {selection.describe()} in {result.seconds:.1f} s")
     write_outputs(result, args, f"Grade of {selection.describe()}")
@@ -61,7 +63,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
 def cmd_grade_all(args: argparse.Namespace) -> int:
     from .gradebook import grade_all
 
-    grade_all(Path(args.directory), Path(args.csv), jobs=args.jobs, profile=args.profile, per_test_timeout=args.timeout)
+    grade_all(Path(args.directory), Path(args.csv), jobs=args.jobs, profile=args.profile, per_test_timeout=args.timeout,
+              isolate=args.isolate)
     return 0
 
 
@@ -124,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except GradingFailed as error:
         print(f"lmgrade: grading could not run: {error}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as error:  # the student handout ships only what grading needs
+        print(f"lmgrade {args.command}: not available here ({error.name} is instructor-only)", file=sys.stderr)
+        return 2
+    except RuntimeError as error:  # e.g. ReleaseError: a check of the handout failed
+        print(f"lmgrade {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
         return 2
 
 

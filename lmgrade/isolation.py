@@ -43,6 +43,11 @@ starting = False
 _BOOTSTRAP = f"import sys; sys.path.insert(0, {str(PROJECT_ROOT)!r}); from lmgrade.child import main; main()"
 
 
+# Built-in exceptions a test may expect from the submission; others arrive as SubmissionError.
+_REBUILT_EXCEPTIONS = {e.__name__: e for e in (ValueError, TypeError, IndexError, KeyError, RuntimeError,
+                                               ZeroDivisionError, OverflowError, MemoryError, AttributeError)}
+
+
 class SubmissionError(Exception):
     """The submission raised an exception; its type and message come as text."""
 
@@ -227,7 +232,11 @@ class ChildBackend:
         if kind == "forbidden":
             raise ForbiddenCall(message)
         detail = reply.get("traceback", "")
-        raise SubmissionError(f"{reply.get('type', 'Error')}: {message}" + (f"\n{detail}" if detail else ""))
+        kind = reply.get("type", "Error")
+        text = f"{kind}: {message}" + (f"\n{detail}" if detail else "")
+        if kind in _REBUILT_EXCEPTIONS:  # the test may expect it, e.g. pytest.raises(ValueError)
+            raise _REBUILT_EXCEPTIONS[kind](text)
+        raise SubmissionError(text)
 
     def call(self, name: str, *args):
         grad = torch.is_grad_enabled() and any(
