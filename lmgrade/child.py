@@ -9,6 +9,7 @@ grading process asks for the vector-Jacobian product (or releases it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.abc
 import sys
 import traceback
@@ -57,6 +58,7 @@ class Server:
 
     def call(self, header, tensors):
         import torch
+        from torch.utils.flop_counter import FlopCounterMode
 
         from . import wire
         from .forbidden import ForbiddenCallDetector, forbidden_for
@@ -84,7 +86,9 @@ class Server:
 
         args = wire.decode(header["args"], tensors, rebuild)
         detector = ForbiddenCallDetector(forbidden_for(header.get("item")))
-        with torch.set_grad_enabled(bool(header["grad"])), detector:
+        counter = FlopCounterMode(display=False) if header.get("count_flops") else contextlib.nullcontext()
+        self.counter = counter if header.get("count_flops") else None
+        with torch.set_grad_enabled(bool(header["grad"])), detector, counter:
             output = function(*args)
         violation = detector.report(header.get("item"))
         if violation:
@@ -127,6 +131,9 @@ class Server:
                 tb = traceback.format_exception(type(error), error, error.__traceback__)
                 reply, out = {"ok": False, "kind": "error", "type": type(error).__name__,
                               "message": str(error)[:2000], "traceback": "".join(tb[-6:])[-4000:]}, None
+            if getattr(self, "counter", None) is not None:  # FLOPs of the call, also when it raised
+                reply["flops"] = self.counter.get_total_flops()
+                self.counter = None
             wire.send(reply_fd, reply, out)
 
 

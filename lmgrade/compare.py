@@ -20,8 +20,40 @@ class Tolerance:
     atol: float
 
 
+# Prefix of the diagnosis line in failure messages (and in the category of hidden items).
+LIKELY_CAUSE = "likely cause: your output matches a known common bug: "
+
+
 class Mismatch(AssertionError):
-    """The output of the implementation under test disagrees with what was expected."""
+    """The output of the implementation under test disagrees with what was expected.
+
+    `outputs`: what the implementation did produce, when it produced something (e.g. its
+    output when no gradient reached an input). `diagnose`: set by lmgrade.diagnosis, a
+    callable naming the common bug the output matches; it runs once, when the message is
+    first shown, and its answer is added to the message (and is `diagnosis`).
+    """
+
+    def __init__(self, *args, outputs=None):
+        super().__init__(*args)
+        self.outputs = outputs
+        self.diagnose = None
+
+    @property
+    def diagnosis(self) -> str | None:
+        if getattr(self, "diagnose", None) is not None:
+            diagnose, self.diagnose = self.diagnose, None
+            try:
+                self._diagnosis = diagnose()
+            except Exception:
+                self._diagnosis = None
+        return getattr(self, "_diagnosis", None)
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text}\n{LIKELY_CAUSE}{self.diagnosis}" if self.diagnosis else text
+
+    def __reduce__(self):  # across processes: the message, diagnosis included
+        return (type(self), (str(self),))
 
 
 def _fmt_index(flat_index: int, shape: torch.Size) -> tuple[int, ...]:

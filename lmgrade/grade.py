@@ -61,6 +61,7 @@ def grade(
     per_test_timeout: float = 120.0,
     tests: list[str] | None = None,
     extra_pytest_args: list[str] | None = None,
+    isolate: bool = True,
 ) -> Grade:
     rubric = load_rubric()
     with tempfile.TemporaryDirectory(prefix="lmgrade-") as tmp:
@@ -68,7 +69,7 @@ def grade(
         command = [
             sys.executable, "-m", "pytest", *(tests or ["tests"]), "-q", "-p", "no:cacheprovider", "--no-scorecard",
             f"--lmgrade-json={results_path}", f"--per-test-timeout={per_test_timeout}", *selection.pytest_args(),
-            *(extra_pytest_args or []),
+            *(["--isolate"] if isolate else []), *(extra_pytest_args or []),
         ]
         env = dict(os.environ, LMGRADE_PROFILE=profile, PYTHONDONTWRITEBYTECODE="1")
         start = time.perf_counter()

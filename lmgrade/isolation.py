@@ -134,6 +134,7 @@ class ChildBackend:
         self.description = f"{adapters or submission or impl} (in a child process)"
         self.proc: subprocess.Popen | None = None
         self.current_item: str | None = None
+        self.count_flops, self.last_flops = False, 0  # FLOPs are counted where the submission runs
 
     # -- process ------------------------------------------------------------------------
 
@@ -242,8 +243,10 @@ class ChildBackend:
         grad = torch.is_grad_enabled() and any(
             isinstance(t, torch.Tensor) and t.requires_grad for t in _tensors_in(args))
         skeleton, tensors = wire.encode(list(args))
-        header = {"op": "call", "fn": name, "args": skeleton, "grad": grad, "item": self.current_item}
+        header = {"op": "call", "fn": name, "args": skeleton, "grad": grad, "item": self.current_item,
+                  "count_flops": self.count_flops}
         reply, out = self._exchange(header, tensors)
+        self.last_flops = reply.get("flops", 0)
         if not reply["ok"]:
             self._raise_for(reply)
         device = next((t.device for t in _tensors_in(args)), torch.device("cpu"))

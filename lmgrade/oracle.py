@@ -64,13 +64,13 @@ def outputs_and_grads(bound, fn: str, args: dict, wrt: Sequence[str], cotangent_
     if not output.requires_grad:
         raise Mismatch(
             f"{fn}: the output does not depend differentiably on {list(wrt)}; "
-            "did you use .detach(), .data, torch.no_grad() or a non-differentiable op?"
+            "did you use .detach(), .data, torch.no_grad() or a non-differentiable op?", outputs=result
         )
     grads = torch.autograd.grad(output, leaves, cotangent(output.shape, cotangent_seed, output), allow_unused=True)
-    for path, leaf, grad in zip(wrt, leaves, grads):
-        if grad is None:
-            raise Mismatch(f"{fn}: no gradient flows back to {path!r}: the output does not use it")
-        result[f"grad/{path}"] = grad
+    result.update({f"grad/{path}": grad for path, grad in zip(wrt, grads) if grad is not None})
+    for path, grad in zip(wrt, grads):
+        if grad is None:  # what was produced goes with the error: a diagnosis can still match it
+            raise Mismatch(f"{fn}: no gradient flows back to {path!r}: the output does not use it", outputs=result)
     return result
 
 
@@ -105,6 +105,12 @@ class LiveOracle:
             return t.to(torch.float64) if t.is_floating_point() else t
 
         return outputs_and_grads(self.reference, fn, map_tensors(args, to_ground_truth), wrt, cotangent_seed)
+
+    def catalogued_bugs(self, fn: str) -> list:
+        """Bug variants that may explain a wrong `fn`, as [(description, bound adapters)] groups."""
+        from .diagnosis import catalogued_bugs
+
+        return catalogued_bugs(fn)
 
 
 SNAPSHOT_PATH = Path(__file__).resolve().parent.parent / "tests" / "data" / "reference_outputs.safetensors"

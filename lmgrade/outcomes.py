@@ -11,3 +11,15 @@ class NotImplementedInSubmission(BaseException):
 
 class GradingTimeout(BaseException):
     """A graded test ran past its time limit."""
+
+
+class ForbiddenCall(BaseException):
+    """The submission called a torch function the assignment forbids."""
+
+
+class SubmissionCrashed(BaseException):
+    """The submission's process ended in the middle of a call."""
+
+
+class SubmissionBroken(BaseException):
+    """The submission could not be imported at all."""

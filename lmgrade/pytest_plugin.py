@@ -10,8 +10,10 @@ import signal
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-from .outcomes import GradingTimeout, NotImplementedInSubmission
+from .forbidden import ForbiddenCallDetector, forbidden_for
+from .outcomes import ForbiddenCall, GradingTimeout, NotImplementedInSubmission
 from .profiles import DEFAULT_PROFILE, register_profiles
 from .recorder import Recorder
 
@@ -26,6 +28,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="grade the student/ package found in DIR")
     group.addoption("--per-test-timeout", type=float, default=float(os.environ.get("LMGRADE_TEST_TIMEOUT", 120)),
                     metavar="SECONDS", help="a graded test running longer fails as timed out (default 120)")
+    group.addoption("--isolate", action="store_true",
+                    help="run the implementation under test in a separate, confined process (lmgrade grade does)")
     group.addoption("--lmgrade-json", metavar="PATH", default=None, help="write every test outcome as JSON (used by lmgrade grade)")
     group.addoption("--no-scorecard", action="store_true", help="do not print the scorecard")
 
@@ -39,20 +43,59 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(Recorder(config), "lmgrade-recorder")
 
 
-class _StopOnMissing:
-    """The bound adapters, with NotImplementedError turned into an outcome Hypothesis will not shrink."""
+_current_item: list[str | None] = [None]  # the rubric item of the test that is running
 
-    def __init__(self, bound):
-        self._bound = bound
+
+class _GradedCalls:
+    """The bound adapters as the tests see them.
+
+    NotImplementedError becomes an outcome Hypothesis will not shrink, and forbidden torch
+    calls are detected (in this process, or in the child when isolated).
+    """
+
+    def __init__(self, bound, isolated: bool):
+        self._bound, self._isolated = bound, isolated
+
+    def count_flops(self, name: str, **kwargs) -> tuple[int, Exception | None]:
+        """FLOPs (torch.utils.flop_counter) of one adapter call where the submission runs, and its error if any."""
+        if not self._isolated:
+            with FlopCounterMode(display=False) as counter:
+                try:
+                    getattr(self, name)(**kwargs)
+                except Exception as error:  # noqa: BLE001 - the caller decides what the error means
+                    return counter.get_total_flops(), error
+            return counter.get_total_flops(), None
+        backend = self._bound.backend
+        backend.count_flops, backend.last_flops = True, 0
+        try:
+            getattr(self, name)(**kwargs)
+            return backend.last_flops, None
+        except Exception as error:  # noqa: BLE001
+            return backend.last_flops, error
+        finally:
+            backend.count_flops = False
 
     def __getattr__(self, name: str):
         function = getattr(self._bound, name)
+        item = _current_item[0]
 
         def call(*args, **kwargs):
+            if self._isolated:
+                self._bound.backend.current_item = item
+                try:
+                    return function(*args, **kwargs)
+                except NotImplementedError as error:
+                    raise NotImplementedInSubmission(str(error)) from None
+            detector = ForbiddenCallDetector(forbidden_for(item))
             try:
-                return function(*args, **kwargs)
+                with detector:
+                    result = function(*args, **kwargs)
             except NotImplementedError as error:
                 raise NotImplementedInSubmission(str(error) or f"{name} raises NotImplementedError") from None
+            violation = detector.report(item)
+            if violation:
+                raise ForbiddenCall(violation)
+            return result
 
         return call
 
@@ -63,11 +106,18 @@ def impl(request: pytest.FixtureRequest):
     import adapters
 
     options = request.config.option
+    if options.isolate:
+        from .isolation import ChildBackend
+
+        backend = ChildBackend(impl=options.impl, adapters=options.adapters, submission=options.submission)
+        yield _GradedCalls(adapters.Bound(backend), isolated=True)
+        backend.shutdown()
+        return
     try:
         bound = adapters.select(impl=options.impl, adapters_file=options.adapters, submission=options.submission)
     except Exception as error:  # a broken submission fails its tests; it never stops the run
         pytest.fail(f"could not import the implementation under test: {type(error).__name__}: {error}", pytrace=False)
-    return _StopOnMissing(bound)
+    yield _GradedCalls(bound, isolated=False)
 
 
 @pytest.fixture(scope="session")
@@ -87,11 +137,19 @@ def device(request: pytest.FixtureRequest) -> torch.device:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     seconds = item.config.getoption("per_test_timeout")
-    graded = item.config.pluginmanager.get_plugin("lmgrade-recorder").graded(item.nodeid)
+    recorder = item.config.pluginmanager.get_plugin("lmgrade-recorder")
+    graded = recorder.graded(item.nodeid)
+    owner = recorder.rubric.item_of(item.nodeid)
+    _current_item[0] = owner.id if owner else None
     if not graded or not seconds or seconds <= 0 or not hasattr(signal, "setitimer"):
         return (yield)
 
     def expire(signum, frame):
+        from . import isolation
+
+        if isolation.starting:  # a fresh child process importing torch: not the submission's time
+            signal.setitimer(signal.ITIMER_REAL, seconds)
+            return
         raise GradingTimeout(f"the test ran longer than {seconds:g} s (an endless loop, or far too slow)")
 
     previous = signal.signal(signal.SIGALRM, expire)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from .compare import Mismatch
-from .outcomes import GradingTimeout, NotImplementedInSubmission
+from .compare import LIKELY_CAUSE, Mismatch
+from .outcomes import ForbiddenCall, GradingTimeout, NotImplementedInSubmission, SubmissionBroken, SubmissionCrashed
 from .report import scorecard_text
 from .rubric import load_rubric
 from .scoring import ERROR, FAILED, NOT_IMPLEMENTED, PASSED, SKIPPED, TIMEOUT, TestRecord, score_items
@@ -27,8 +27,17 @@ def classify(excinfo: pytest.ExceptionInfo) -> tuple[str, str, str]:
         return NOT_IMPLEMENTED, message, "not implemented"
     if isinstance(error, GradingTimeout):
         return TIMEOUT, message, "timed out"
-    if isinstance(error, Mismatch):
-        return FAILED, message, "wrong values"
+    if isinstance(error, ForbiddenCall):
+        return FAILED, message, message  # names the student's own call site, never the test's inputs
+    if isinstance(error, SubmissionCrashed):
+        return FAILED, message, "your code's process crashed (exit, signal or memory limit)"
+    if isinstance(error, SubmissionBroken):
+        return FAILED, message, "your code could not be imported"
+    if type(error).__name__ == "SubmissionError":  # an exception raised in the isolated child
+        kind = message.split(":", 1)[0]
+        return FAILED, message, f"your code raised {kind}"
+    if isinstance(error, Mismatch):  # a diagnosis names a catalogued bug, never the inputs: safe for hidden items
+        return FAILED, message, "wrong values" + (f"; {LIKELY_CAUSE}{error.diagnosis}" if error.diagnosis else "")
     if type(error).__name__ == "TypeCheckError":
         return FAILED, message, "wrong shape or dtype (the adapter signature check failed)"
     if isinstance(error, AssertionError):

@@ -1,23 +1,86 @@
-"""Grade variants of the reference in child pytest processes and report what the suite caught."""
+"""`lmgrade selfcheck`: the grader grades itself.
+
+One check each, run in parallel (child pytest processes through `lmgrade.grade.grade`):
+
+- the reference, on the whole suite: full marks on every item;
+- the stubs, on the whole suite: 0 on every item, each "not implemented";
+- every catalogued bug (lmgrade.bugs), on the tests of its own rubric item only: that item
+  loses points, and at least one of its failure messages (the category, for a hidden item)
+  names the bug's own description: the diagnosis recognises it;
+- every valid alternative, on the items it touches (and their hidden twins): full marks.
+
+A bug's run stops at its first failure that is diagnosed as itself (reference comparisons
+run first, since they carry the diagnosis): that failure already proves both points.
+
+Output: a line per check as it finishes, the kill matrix (bug × item: ✓ lost points, · kept
+them, blank: not run), and a closing line `N passed, M failed`. Exit status 1 if any failed.
+
+This module is also the small pytest plugin (`-p lmgrade.selfcheck`) that orders the
+reference comparisons first and stops a bug's run early.
+"""
 
 from __future__ import annotations
 
+import argparse
+import inspect
 import os
-import subprocess
 import sys
-import xml.etree.ElementTree as ET
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 from .variants import Variant, materialise
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TESTS_DIR = PROJECT_ROOT / "tests"
+PROFILE = "grading"
+
+
+# --- the pytest plugin side ----------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--selfcheck-stop-on", default=None, metavar="TEXT",
+                     help="(lmgrade selfcheck) stop at the first graded failure whose message names TEXT")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    if config.getoption("selfcheck_stop_on"):  # reference comparisons first: they carry the diagnosis
+        items.sort(key=lambda item: "oracle" not in getattr(item, "fixturenames", ()))
+
+
+@pytest.hookimpl(trylast=True)  # after the recorder has recorded the outcome
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    session = _session[0]
+    if session is None or not report.failed:
+        return
+    wanted = session.config.getoption("selfcheck_stop_on")
+    recorder = session.config.pluginmanager.get_plugin("lmgrade-recorder")
+    record = recorder.records.get(report.nodeid) if recorder else None
+    if wanted and record is not None and (wanted in record.message or wanted in record.category):
+        session.shouldfail = "lmgrade selfcheck: the bug was caught and diagnosed"
+
+
+_session: list = [None]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _session[0] = session
+
+
+# --- the checks ----------------------------------------------------------------------------------
 
 
 def test_files(item: str) -> list[Path]:
-    """The visible and hidden test files of one component item."""
-    files = [TESTS_DIR / f"test_{item}.py", TESTS_DIR / "hidden" / f"test_{item}.py"]
+    """The visible and hidden test files of the component of an item ("attention" or "attention.hidden")."""
+    component = item.split(".")[0]
+    files = [TESTS_DIR / f"test_{component}.py", TESTS_DIR / "hidden" / f"test_{component}.py"]
     found = [f for f in files if f.exists()]
     if not found:
         raise FileNotFoundError(f"no test file for item {item!r} under {TESTS_DIR}")
@@ -25,36 +88,192 @@ def test_files(item: str) -> list[Path]:
 
 
 @dataclass
-class Outcome:
-    passed: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)  # collection errors and crashes
-    log: str = ""
+class Check:
+    kind: str  # reference, stubs, bug, alternative
+    name: str
+    passed: bool = False
+    detail: str = ""
+    seconds: float = 0.0
+    lost: dict[str, bool] = field(default_factory=dict)  # item id -> lost points, for the items that ran
+    diagnosed: bool | None = None
 
 
-def run_pytest(args: list[str], junit: Path, stop_at_first_failure: bool = False) -> Outcome:
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", *args]
-    if stop_at_first_failure:
-        command.append("-x")
-    env = dict(os.environ, LMGRADE_PROFILE=os.environ.get("LMGRADE_PROFILE", "grading"))
-    proc = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, env=env)
-    outcome = Outcome(log=proc.stdout[-4000:] + proc.stderr[-2000:])
-    if not junit.exists():
-        outcome.errors.append(f"pytest exited {proc.returncode} without a report")
-        return outcome
-    for case in ET.parse(junit).getroot().iter("testcase"):
-        name = f"{case.get('classname')}::{case.get('name')}"
-        if case.find("error") is not None:
-            outcome.errors.append(name)
-        elif case.find("failure") is not None:
-            outcome.failed.append(name)
-        elif case.find("skipped") is None:
-            outcome.passed.append(name)
-    return outcome
+def _grade(selection, tests: list[str] | None = None, extra: list[str] | None = None, isolate: bool | None = None):
+    from .grade import grade
+
+    kwargs = {}
+    if isolate is not None and "isolate" in inspect.signature(grade).parameters:
+        kwargs["isolate"] = isolate
+    return grade(selection, profile=PROFILE, tests=tests, extra_pytest_args=extra, **kwargs)
 
 
-def grade_variant(variant: Variant, workdir: Path) -> Outcome:
+def _ran(scores, tests: list[str] | None):
+    """The item scores of the items whose tests were selected."""
+    if tests is None:
+        return list(scores)
+    return [s for s in scores if any(prefix.split("::")[0] in tests for prefix in s.item.tests)]
+
+
+def _points(score) -> str:
+    return f"{score.item.id} {score.score:g}/{score.max_score:g}"
+
+
+def check_reference(isolate: bool | None = None) -> Check:
+    from .grade import Selection
+
+    result = _grade(Selection(impl="reference"), isolate=isolate)
+    check = Check("reference", "reference", seconds=result.seconds, lost={s.item.id: s.score < s.max_score for s in result.scores})
+    short = [s for s in result.scores if s.score < s.max_score]
+    check.passed = not short
+    check.detail = (f"full marks, {result.score:g}/{result.rubric.total:g}" if check.passed else
+                    "lost points: " + "; ".join(f"{_points(s)} ({s.status}: {s.reason[:300]})" for s in short))
+    return check
+
+
+def check_stubs(isolate: bool | None = None) -> Check:
+    from .grade import Selection
+
+    result = _grade(Selection(impl="student"), isolate=isolate)
+    check = Check("stubs", "stubs", seconds=result.seconds, lost={s.item.id: s.score < s.max_score for s in result.scores})
+    wrong = [s for s in result.scores if s.score != 0 or s.status != "not implemented"]
+    check.passed = not wrong
+    check.detail = ("0 on every item, each 'not implemented'" if check.passed else
+                    "; ".join(f"{_points(s)} ({s.status}: {s.reason[:300]})" for s in wrong))
+    return check
+
+
+def grade_variant(variant: Variant, workdir: Path, isolate: bool | None = None):
+    """Grade a variant on the tests it is checked by; returns (Grade, the test paths run)."""
+    from .grade import Selection
+    from .rubric import load_rubric
+
     submission = materialise(variant, workdir)
-    files = [str(f) for item in variant.items_to_run for f in test_files(item)]
-    junit = workdir / f"{variant.name}.xml"
-    return run_pytest([f"--submission={submission}", *files], junit, stop_at_first_failure=variant.is_bug)
+    rubric = load_rubric()
+    tests = [path for item in variant.items_to_run for path in rubric.by_id(item).tests]
+    extra = ["-p", "lmgrade.selfcheck", f"--selfcheck-stop-on={variant.description}"] if variant.is_bug else None
+    return _grade(Selection(submission=str(submission)), tests=tests, extra=extra, isolate=isolate), tests
+
+
+def check_bug(variant: Variant, workdir: Path, isolate: bool | None = None) -> Check:
+    result, tests = grade_variant(variant, workdir, isolate)
+    ran = _ran(result.scores, tests)
+    check = Check("bug", variant.name, seconds=result.seconds, lost={s.item.id: s.score < s.max_score for s in ran})
+    own = next(s for s in ran if s.item.id == variant.item)
+    texts = [r.message if own.item.visible else r.category for r in own.records if r.outcome != "passed"]
+    check.diagnosed = any(variant.description in text for text in texts)
+    lost = own.score < own.max_score
+    check.passed = lost and check.diagnosed
+    if not lost:
+        check.detail = f"NOT CAUGHT: {_points(own)} ({variant.description})"
+    elif not check.diagnosed:
+        first = next((t for t in texts if t), own.reason)
+        check.detail = f"lost {_points(own)} but NOT DIAGNOSED as itself; first failure: {first[:400]}"
+    else:
+        check.detail = f"lost {_points(own)}, diagnosed"
+    return check
+
+
+def check_alternative(variant: Variant, workdir: Path, isolate: bool | None = None) -> Check:
+    result, tests = grade_variant(variant, workdir, isolate)
+    ran = _ran(result.scores, tests)
+    check = Check("alternative", variant.name, seconds=result.seconds, lost={s.item.id: s.score < s.max_score for s in ran})
+    short = [s for s in ran if s.score < s.max_score]
+    check.passed = bool(ran) and not short
+    check.detail = ("full marks on " + ", ".join(s.item.id for s in ran) if check.passed else
+                    "FALSE FAILURE: " + "; ".join(f"{_points(s)} ({s.status}: {s.reason[:300]})" for s in short))
+    return check
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+
+def kill_matrix(bug_checks: list[Check], items: list[str]) -> str:
+    columns = [i for i in items if any(i in c.lost for c in bug_checks)]
+    width = max((len(c.name) for c in bug_checks), default=3)
+    header_rows = max((len(i) for i in columns), default=0)
+    lines = []
+    # Column headers written vertically, so the matrix stays narrow.
+    for row in range(header_rows):
+        cells = [(i.rjust(header_rows)[row]) for i in columns]
+        lines.append(" " * width + " │ " + " ".join(cells) + (" │ diagnosed" if row == header_rows - 1 else " │"))
+    lines.append("─" * width + "─┼─" + "─" * (2 * len(columns) - 1) + "─┼─" + "─" * 9)
+    for c in bug_checks:
+        cells = ["✓" if c.lost.get(i) else ("·" if i in c.lost else " ") for i in columns]
+        lines.append(c.name.ljust(width) + " │ " + " ".join(cells) + " │ " + ("✓" if c.diagnosed else "✗"))
+    return "\n".join(lines)
+
+
+def _run_checks(jobs: int, only: set[str] | None, isolate: bool | None, out) -> list[Check]:
+    from .bugs import ALTERNATIVES, BUGS
+
+    tasks = []
+    with tempfile.TemporaryDirectory(prefix="lmgrade-selfcheck-") as tmp:
+        workdir = Path(tmp)
+        selected = lambda name: only is None or name in only  # noqa: E731
+        # The long checks first, so that the short ones fill the gaps at the end.
+        if selected("reference"):
+            tasks.append(("reference", "reference", lambda: check_reference(isolate)))
+        if selected("stubs"):
+            tasks.append(("stubs", "stubs", lambda: check_stubs(isolate)))
+        tasks += [("alternative", v.name, (lambda v=v: check_alternative(v, workdir, isolate))) for v in ALTERNATIVES if selected(v.name)]
+        tasks += [("bug", v.name, (lambda v=v: check_bug(v, workdir, isolate))) for v in BUGS if selected(v.name)]
+        lock, done, results = threading.Lock(), [0], []
+
+        def run(kind: str, name: str, fn) -> Check:
+            start = time.perf_counter()
+            try:
+                check = fn()
+            except Exception as error:  # the grader itself failed on this check
+                check = Check(kind, name, False, f"the check could not run: {type(error).__name__}: {str(error)[:1500]}")
+            check.seconds = time.perf_counter() - start
+            with lock:
+                done[0] += 1
+                mark = "PASS" if check.passed else "FAIL"
+                print(f"[{done[0]:>3}/{len(tasks)}] {mark} {kind:<11} {name}: {check.detail} ({check.seconds:.0f} s)", file=out, flush=True)
+            return check
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(run, *task) for task in tasks]
+            for future in as_completed(futures):
+                results.append(future.result())
+    order = {name: i for i, (_, name, _) in enumerate(tasks)}
+    return sorted(results, key=lambda c: order[c.name])
+
+
+def main(jobs: int | None = None, only: list[str] | None = None, isolate: bool | None = None, out=None) -> int:
+    from .bugs import ALTERNATIVES, BUGS
+    from .rubric import load_rubric
+
+    out = out or sys.stdout
+    jobs = jobs or os.cpu_count() or 1
+    # Each child runs small tensors: one torch thread each, the parallelism is across checks.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    start = time.perf_counter()
+    print(f"lmgrade selfcheck: reference, stubs, {len(BUGS)} catalogued bugs, {len(ALTERNATIVES)} valid alternatives; "
+          f"{jobs} parallel jobs, Hypothesis profile {PROFILE!r}", file=out, flush=True)
+    checks = _run_checks(jobs, set(only) if only else None, isolate, out)
+    bug_checks = [c for c in checks if c.kind == "bug"]
+    if bug_checks:
+        print("\nKill matrix (✓ the item lost points, · it kept them, blank: not run):", file=out)
+        print(kill_matrix(bug_checks, [item.id for item in load_rubric().items]), file=out)
+    alternatives = [c for c in checks if c.kind == "alternative"]
+    own_item = {v.name: v.item for v in BUGS}
+    killed = sum(1 for c in bug_checks if c.lost.get(own_item[c.name]))
+    diagnosed = sum(1 for c in bug_checks if c.diagnosed)
+    print(f"\nbugs caught in their own item: {killed}/{len(bug_checks)}; diagnosed as themselves: {diagnosed}/{len(bug_checks)}; "
+          f"alternatives with full marks: {sum(c.passed for c in alternatives)}/{len(alternatives)}; "
+          f"wall time {time.perf_counter() - start:.0f} s", file=out)
+    failed = [c for c in checks if not c.passed]
+    for c in failed:
+        print(f"FAILED {c.kind} {c.name}: {c.detail}", file=out)
+    print(f"{len(checks) - len(failed)} passed, {len(failed)} failed", file=out, flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m lmgrade.selfcheck", description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=None)
+    parser.add_argument("--only", nargs="*", help="run only these checks (reference, stubs, bug or alternative names)")
+    parser.add_argument("--isolate", choices=["yes", "no"], default=None, help="grade in an isolated child (default: as lmgrade grade does)")
+    options = parser.parse_args()
+    sys.exit(main(options.jobs, options.only, None if options.isolate is None else options.isolate == "yes"))

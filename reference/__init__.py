@@ -11,6 +11,7 @@ from .attention import (
     causal_mask,
     scaled_dot_product_attention,
 )
+from .decoding import generate, next_token_distribution, perplexity
 from .layers import Embedding, Linear, RMSNorm, SwiGLU, silu, softmax
 from .loss import cross_entropy
 from .model import TransformerBlock, TransformerConfig, TransformerLM
@@ -32,4 +33,5 @@ __all__ = [
     "TransformerConfig",
     "TransformerLM",
     "cross_entropy",
+    "next_token_distribution", "generate", "perplexity",
 ]

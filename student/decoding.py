@@ -4,8 +4,9 @@
     model + prompt      ──generate──────────────────▶ prompt + new tokens   (uses the KV cache)
     model + token ids   ──perplexity────────────────▶ exp(mean NLL per token)
 
-You may use torch.softmax / log_softmax / sort / cumsum / multinomial here: the building
-blocks were the exercise, this file is about getting the conventions exactly right.
+You may use torch.softmax / log_softmax / sort / cumsum / multinomial here (and
+F.cross_entropy in perplexity): the building blocks were the exercise, this file is about
+getting the conventions exactly right.
 """
 
 from __future__ import annotations
@@ -92,10 +93,11 @@ def generate(
         prompt_length + 1, …), so the result equals re-running the whole sequence.
     There is no need to run the model after the last token has been chosen.
 
-    eos_token_id (None = never stop early): once a row has produced eos it is finished;
-    from then on its new tokens are eos, whatever the model says (still one multinomial
-    call for the whole batch). Stop as soon as every row is finished: the result is then
-    shorter than prompt_length + max_new_tokens, and its last column is all eos.
+    eos_token_id (None = never stop early): once a row has GENERATED eos (an eos in the
+    prompt does not count) it is finished: from then on its new tokens are eos, whatever
+    the model says (still one multinomial call for the whole batch). Stop as soon as every
+    row is finished: the result is then shorter than prompt_length + max_new_tokens, and
+    its last column is all eos.
 
     The traps:
       * The global RNG (`torch.multinomial(probs, 1)` or `torch.manual_seed`): the same
@@ -104,7 +106,8 @@ def generate(
       * Re-feeding the whole sequence at every step (with or without the cache): correct
         tokens at O(n²) cost, or the cache double-counting the prefix. Feed one token.
       * Positions restarting at 0 for the fed token (see TransformerLM.forward).
-      * Sampling each row with its own multinomial call: a different random stream.
+      * A generator created (re-seeded) inside the loop: every step then reuses the same
+        random numbers. Make it once, before the first step.
     """
     raise NotImplementedError("generate")
 

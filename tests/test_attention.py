@@ -118,3 +118,12 @@ def test_multihead_attention_matches_reference_on_fixed_cases(impl, oracle, devi
     args = mha_args(config, batch, seq, seed, rope=rope, positions="shuffled" if seed == 1 else "default")
     fn = "run_multihead_self_attention_with_rope" if rope else "run_multihead_self_attention"
     check_against_reference(impl, oracle, fn, args, wrt=MHA_WRT, component="attention", dtype=dtype, device=device)
+
+
+@pytest.mark.parametrize("config, seed", [(LM_CONFIGS[0], 3), (LM_CONFIGS[1], 4)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_multihead_attention_with_per_row_positions_matches_reference_when_batch_equals_heads(impl, oracle, device, config, seed, dtype):
+    """batch == heads: positions of shape (batch, seq) broadcast against the heads axis without a shape error."""
+    args = mha_args(config, config.num_heads, config.context_length // 2, seed, rope=True, positions="shuffled")
+    check_against_reference(impl, oracle, "run_multihead_self_attention_with_rope", args, wrt=MHA_WRT,
+                            component="attention", dtype=dtype, device=device)

@@ -4,9 +4,8 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from torch.utils.flop_counter import FlopCounterMode
 
-from .checks import assert_unchanged, on
+from .checks import assert_unchanged, check_against_reference, count_flops, on
 from .strategies import LM_CONFIGS, chunk_schedules, lm_cases, lm_weights, randint
 from .test_lm import lm_args
 
@@ -33,12 +32,6 @@ def test_multi_token_chunks_after_a_prefill_equal_the_full_forward(impl, device,
     assert_unchanged(chunked.cpu(), impl.run_transformer_lm(**args).cpu(), f"logits fed in chunks {schedule} vs the full forward")
 
 
-def _flops(fn, **kwargs) -> int:
-    with FlopCounterMode(display=False) as counter:
-        fn(**kwargs)
-    return counter.get_total_flops()
-
-
 def test_decoding_one_token_with_the_cache_does_not_recompute_the_prefix(impl):
     """FLOPs of one cached step ≈ one token through every matmul, plus attention over the cache.
 
@@ -49,8 +42,10 @@ def test_decoding_one_token_with_the_cache_does_not_recompute_the_prefix(impl):
     prefix = config.context_length - 1
     args = lm_args(config, 1, prefix + 1, seed=5)
     with torch.no_grad():
-        with_step = _flops(impl.run_transformer_lm_incremental, **args, chunk_sizes=[prefix, 1])
-        prefill_only = _flops(impl.run_transformer_lm_incremental, **dict(args, in_indices=args["in_indices"][:, :prefix]), chunk_sizes=[prefix])
+        with_step, error = count_flops(impl, "run_transformer_lm_incremental", **args, chunk_sizes=[prefix, 1])
+        prefill_only, _ = count_flops(impl, "run_transformer_lm_incremental", **dict(args, in_indices=args["in_indices"][:, :prefix]), chunk_sizes=[prefix])
+    if error is not None:
+        raise error
     step = with_step - prefill_only
     d, f, L, V = config.d_model, config.d_ff, config.num_layers, config.vocab_size
     per_token_matmuls = 2 * (L * (4 * d * d + 3 * d * f) + d * V)
@@ -60,3 +55,10 @@ def test_decoding_one_token_with_the_cache_does_not_recompute_the_prefix(impl):
         f"one cached decoding step cost {step} FLOPs; a step that reuses the cache needs about {analytical} "
         f"(a full re-run of the {prefix}-token prefix costs about {prefix * per_token_matmuls}): is the prefix recomputed?"
     )
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=lambda s: "+".join(map(str, s)))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_multi_token_chunks_after_a_prefill_match_the_reference_logits(impl, oracle, device, schedule, dtype):
+    args = dict(lm_args(LM_CONFIGS[2], 2, sum(schedule), seed=11), chunk_sizes=schedule)
+    check_against_reference(impl, oracle, "run_transformer_lm_incremental", args, component="lm", dtype=dtype, device=device)

@@ -34,3 +34,11 @@ def test_linear_output_has_leading_dims_then_d_out_in_input_dtype(impl, device, 
 def test_linear_matches_reference_on_fixed_cases(impl, oracle, device, lead, d_in, d_out, seed, dtype):
     args = linear_args(lead, d_in, d_out, seed)
     check_against_reference(impl, oracle, "run_linear", args, wrt=WRT, component="linear", dtype=dtype, device=device)
+
+
+@pytest.mark.parametrize("lead, d, seed", [((4,), 16, 3), ((2, 3), 8, 4)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_linear_with_a_square_weight_matches_reference(impl, oracle, device, lead, d, seed, dtype):
+    """d_in == d_out: x W has the shape of x Wᵀ, so only the values can tell a transposed weight."""
+    args = linear_args(lead, d, d, seed)
+    check_against_reference(impl, oracle, "run_linear", args, wrt=WRT, component="linear", dtype=dtype, device=device)

@@ -44,3 +44,14 @@ def test_rmsnorm_with_unit_gain_gives_unit_root_mean_square(impl, lead, d_model,
 def test_rmsnorm_matches_reference_on_fixed_cases(impl, oracle, device, lead, d_model, seed, scale, dtype):
     args = rmsnorm_args(lead, d_model, seed, scale)
     check_against_reference(impl, oracle, "run_rmsnorm", args, wrt=WRT, component="rmsnorm", dtype=dtype, device=device)
+
+
+# float16 keeps ~3 significant digits: its inputs are rounded by ~5e-4 relative, and so is the output.
+FLOAT16 = Tolerance(rtol=4e-3, atol=4e-3)
+
+
+@pytest.mark.parametrize("lead, d_model, seed", [((2, 5), 16, 0), ((3,), 24, 1)])
+def test_rmsnorm_of_float16_inputs_in_the_hundreds_matches_reference(impl, oracle, device, lead, d_model, seed):
+    """x² of 300 overflows float16 (max 65504): the mean of squares must be taken in float32."""
+    args = rmsnorm_args(lead, d_model, seed, scale=300.0)
+    check_against_reference(impl, oracle, "run_rmsnorm", args, component="rmsnorm", dtype=torch.float16, device=device, tol=FLOAT16)

@@ -49,3 +49,13 @@ def test_softmax_is_unchanged_by_adding_1000(impl, shape_dim, seed):
 def test_softmax_matches_reference_on_fixed_cases(impl, oracle, device, shape, dim, seed, dtype):
     args = softmax_args(shape, dim, seed)
     check_against_reference(impl, oracle, "run_softmax", args, wrt=["in_features"], component="softmax", dtype=dtype, device=device)
+
+
+@pytest.mark.parametrize("shape, dim, seed", FIXED)
+def test_softmax_of_inputs_near_1000_matches_reference(impl, oracle, device, shape, dim, seed):
+    """exp(1000) overflows even in float64: only a max-shifted softmax gets these right (float64 only:
+    float32 cannot even hold x + 1000 to the precision softmax needs)."""
+    args = softmax_args(shape, dim, seed)
+    args["in_features"] = args["in_features"] + 1000.0
+    check_against_reference(impl, oracle, "run_softmax", args, wrt=["in_features"], component="softmax",
+                            dtype=torch.float64, device=device)

@@ -4,7 +4,8 @@ Instructor-only: the edits quote reference code, so the handout never contains t
 """
 
 from .alternatives import ALTERNATIVES
+from .decoding import BUGS as DECODING_BUGS
 from .model import BUGS as MODEL_BUGS
 
-BUGS = [*MODEL_BUGS]
+BUGS = [*MODEL_BUGS, *DECODING_BUGS]
 CATALOGUE = [*BUGS, *ALTERNATIVES]

@@ -1,22 +1,26 @@
-"""Correct implementations written differently: each must keep full marks on the items it touches."""
+"""Correct implementations written differently: each must keep full marks on the items it touches.
+
+`checked_items` are rubric item ids: the items whose code the alternative rewrites (and, where
+it matters, one item built on it), kept short because `lmgrade selfcheck` grades each of them.
+"""
 
 from ..variants import alternative
 
 ALTERNATIVES = [
-    alternative("matmul_instead_of_einsum", "Linear as x @ W.T instead of an einsum", ("linear", "swiglu", "attention", "lm"),
+    alternative("matmul_instead_of_einsum", "Linear as x @ W.T instead of an einsum", ("linear", "linear.hidden", "swiglu", "swiglu.hidden"),
                 ("layers.py", 'return einx.dot("... d_in, d_out d_in -> ... d_out", x, self.weight)', "return x @ self.weight.T")),
-    alternative("fused_qkv_projection", "one matmul with the stacked [Wq; Wk; Wv] instead of three projections", ("attention", "block", "lm", "kv_cache"),
+    alternative("fused_qkv_projection", "one matmul with the stacked [Wq; Wk; Wv] instead of three projections", ("attention", "attention.hidden"),
                 ("attention.py", "q, k, v = split_heads(self.q_proj(x)), split_heads(self.k_proj(x)), split_heads(self.v_proj(x))",
                  "qkv = x @ torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight]).T\n"
                  "        q, k, v = (split_heads(t) for t in qkv.chunk(3, dim=-1))")),
-    alternative("complex_number_rope", "RoPE as multiplication by e^{iθ} on complex numbers", ("rope", "attention", "lm", "kv_cache"),
+    alternative("complex_number_rope", "RoPE as multiplication by e^{iθ} on complex numbers", ("rope", "rope.hidden", "attention"),
                 ("attention.py", "pairs = x.unflatten(-1, (-1, 2))  # (... seq, d_k/2, 2): dims (2k, 2k+1) side by side\n"
                  "        even, odd = pairs[..., 0], pairs[..., 1]\n"
                  "        rotated = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)\n"
                  "        return rotated.flatten(-2)",
                  "z = torch.view_as_complex(x.unflatten(-1, (-1, 2)).contiguous())\n"
                  "        return torch.view_as_real(z * torch.complex(cos, sin)).flatten(-2)")),
-    alternative("concatenating_cache", "a KV cache that grows with torch.cat instead of preallocated buffers", ("kv_cache",),
+    alternative("concatenating_cache", "a KV cache that grows with torch.cat instead of preallocated buffers", ("kv_cache", "kv_cache.hidden"),
                 ("attention.py", "        if self.keys is None:\n"
                  "            buffer_shape = (*k.shape[:-2], self.max_seq_len, k.shape[-1])\n"
                  "            self.keys = k.new_empty(buffer_shape)\n"
@@ -29,4 +33,38 @@ ALTERNATIVES = [
                  "        self.values = v if self.values is None else torch.cat([self.values, v], dim=-2)\n"
                  "        self.length = end\n"
                  "        return self.keys, self.values")),
+]
+
+ALTERNATIVES += [
+    alternative("float64_internally", "Linear, RMSNorm and softmax compute in float64 and cast the result back to the input dtype",
+                ("linear", "linear.hidden", "rmsnorm", "rmsnorm.hidden", "softmax", "softmax.hidden"),
+                ("layers.py", 'return einx.dot("... d_in, d_out d_in -> ... d_out", x, self.weight)',
+                 'return einx.dot("... d_in, d_out d_in -> ... d_out", x.double(), self.weight.double()).to(x.dtype)'),
+                ("layers.py", "x = x.to(torch.promote_types(in_dtype, torch.float32))", "x = x.to(torch.float64)"),
+                ("layers.py", "shifted = x - x.amax(dim=dim, keepdim=True)", "shifted = x.double() - x.double().amax(dim=dim, keepdim=True)"),
+                ("layers.py", "return exp / exp.sum(dim=dim, keepdim=True)", "return (exp / exp.sum(dim=dim, keepdim=True)).to(x.dtype)")),
+    alternative("loop_over_heads", "attention computed head by head in a Python loop, the heads' outputs concatenated",
+                ("attention", "attention.hidden"),
+                ("attention.py", "out = scaled_dot_product_attention(q, k, v, mask)\n"
+                 "        out = out.transpose(-3, -2).flatten(-2)  # (... seq, heads · d_head)",
+                 "heads = [scaled_dot_product_attention(q[..., h, :, :], k[..., h, :, :], v[..., h, :, :], mask)\n"
+                 "                 for h in range(self.num_heads)]\n"
+                 "        out = torch.cat(heads, dim=-1)  # (... seq, heads · d_head), head by head")),
+    alternative("tril_mask_added_as_minus_inf", "causal mask cut from torch.tril, added to the scores as 0 / −inf instead of masked_fill",
+                ("attention", "kv_cache"),
+                ("attention.py", "    query_positions = torch.arange(num_keys - num_queries, num_keys, device=device)\n"
+                 "    key_positions = torch.arange(num_keys, device=device)\n"
+                 "    return key_positions[None, :] <= query_positions[:, None]",
+                 "    square = torch.ones(num_keys, num_keys, dtype=torch.bool, device=device).tril()\n"
+                 "    return square[num_keys - num_queries :]"),
+                ("attention.py", 'scores = scores.masked_fill(~mask, float("-inf"))',
+                 'scores = scores + torch.zeros_like(scores).masked_fill(~mask, float("-inf"))')),
+    alternative("logsumexp", "softmax and cross-entropy written with torch.logsumexp instead of an explicit max shift",
+                ("softmax", "softmax.hidden", "cross_entropy", "cross_entropy.hidden"),
+                ("layers.py", "    shifted = x - x.amax(dim=dim, keepdim=True)\n"
+                 "    exp = torch.exp(shifted)\n"
+                 "    return exp / exp.sum(dim=dim, keepdim=True)",
+                 "    return torch.exp(x - torch.logsumexp(x, dim=dim, keepdim=True))"),
+                ("loss.py", "log_normaliser = peak.squeeze(-1) + torch.log(torch.exp(logits - peak).sum(dim=-1))",
+                 "log_normaliser = torch.logsumexp(logits, dim=-1)")),
 ]

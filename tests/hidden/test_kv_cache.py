@@ -4,8 +4,12 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lmgrade.compare import Mismatch
+from lmgrade.diagnosis import diagnose_measurement, explained
+
 from ..checks import check_against_reference
-from ..strategies import chunk_schedules, float_dtypes, lm_cases
+from ..strategies import LM_CONFIGS, chunk_schedules, float_dtypes, lm_cases
+from ..test_kv_cache import _flops
 from ..test_lm import lm_args
 
 
@@ -15,3 +19,23 @@ def test_chunked_forward_matches_reference_logits(impl, oracle, device, case, dt
     schedule = data.draw(chunk_schedules(seq), label="chunk_sizes")
     args = dict(lm_args(config, batch, seq, seed), chunk_sizes=schedule)
     check_against_reference(impl, oracle, "run_transformer_lm_incremental", args, component="lm", dtype=dtype, device=device)
+
+
+def test_a_cached_decoding_step_costs_no_more_than_twice_the_reference_step(impl, oracle):
+    """FLOPs of one cached step, measured against the reference's own cached step (not a formula)."""
+    config = LM_CONFIGS[2]
+    prefix = config.context_length - 1
+    args = lm_args(config, 1, prefix + 1, seed=5)
+
+    def step_flops(bound) -> int:
+        with torch.no_grad():
+            with_step = _flops(bound.run_transformer_lm_incremental, **args, chunk_sizes=[prefix, 1])
+            prefill = _flops(bound.run_transformer_lm_incremental, **dict(args, in_indices=args["in_indices"][:, :prefix]),
+                             chunk_sizes=[prefix])
+        return with_step - prefill
+
+    got, expected = step_flops(impl), step_flops(oracle.reference)
+    if got > 2 * expected:
+        raise explained(
+            Mismatch(f"one cached decoding step cost {got} FLOPs, the reference's {expected}: is the prefix recomputed?"),
+            lambda: diagnose_measurement(oracle, "run_transformer_lm_incremental", step_flops, got, lambda a, b: a == b))

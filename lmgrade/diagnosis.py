@@ -1,0 +1,226 @@
+"""Name the common bug that a wrong output matches.
+
+When a comparison with the reference fails, the same inputs go through every catalogued bug
+of the component under test (`lmgrade.bugs`), computed like the reference: on the CPU, in
+float64. If the output under test agrees with one of them within the test's tolerance, the
+failure message says so, in the words of the catalogue ("RMSNorm adds eps after the square
+root instead of inside it"). Hidden items get that sentence and nothing about the inputs.
+
+Instructor side only: the catalogue and the reference stay with the instructor, so with the
+handout's snapshot oracle every function here quietly finds nothing. A diagnosis never
+fails a test on its own, never raises, and runs only once a test has already failed, when its
+message is first shown (so Hypothesis does not pay for it while it shrinks).
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .compare import LIKELY_CAUSE, Mismatch, Tolerance, describe_difference  # noqa: F401  (LIKELY_CAUSE: re-exported)
+
+# The rubric component whose bugs can explain a wrong output of each adapter.
+COMPONENT_OF = {
+    "run_linear": "linear",
+    "run_embedding": "embedding",
+    "run_rmsnorm": "rmsnorm",
+    "run_silu": "swiglu",
+    "run_swiglu": "swiglu",
+    "run_softmax": "softmax",
+    "run_scaled_dot_product_attention": "attention",
+    "run_rope": "rope",
+    "run_multihead_self_attention": "attention",
+    "run_multihead_self_attention_with_rope": "attention",
+    "run_transformer_block": "block",
+    "run_transformer_lm": "lm",
+    "run_transformer_lm_incremental": "kv_cache",
+    "run_cross_entropy": "cross_entropy",
+    "run_next_token_distribution": "decoding",
+    "run_generate": "generate",
+    "run_perplexity": "perplexity",
+}
+
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def component(item_id: str) -> str:
+    return item_id.split(".")[0]
+
+
+def _catalogue():
+    """(bugs, rubric), or None where the catalogue is not installed (the student handout)."""
+    try:
+        from .bugs import BUGS
+        from .rubric import load_rubric
+    except ImportError:
+        return None
+    return BUGS, load_rubric()
+
+
+def candidate_groups(fn: str) -> list[list]:
+    """Bugs that may explain a wrong `fn`, most likely first: those of its own component, then
+    those of the components it builds on (its rubric requirements, transitively)."""
+    found = _catalogue()
+    own = COMPONENT_OF.get(fn)
+    if found is None or own is None:
+        return []
+    bugs, rubric = found
+    required: list[str] = []
+    frontier = [own]
+    while frontier:
+        current = frontier.pop(0)
+        for item in rubric.items:
+            if component(item.id) == current:
+                for requirement in item.requires:
+                    if requirement != own and requirement not in required:
+                        required.append(requirement)
+                        frontier.append(requirement)
+    groups = [[b for b in bugs if component(b.item) == own], [b for b in bugs if component(b.item) in required]]
+    return [group for group in groups if group]
+
+
+class _Materialised:
+    """Bug variants written out once per process and imported like a submission."""
+
+    def __init__(self):
+        self.root: Path | None = None
+        self.bound: dict[str, Any] = {}
+
+    def __call__(self, variant):
+        if variant.name not in self.bound:
+            import adapters
+
+            from .variants import materialise
+
+            if self.root is None:
+                self.root = Path(tempfile.mkdtemp(prefix="lmgrade-diagnosis-"))
+                atexit.register(shutil.rmtree, self.root, True)
+            try:
+                submission = materialise(variant, self.root)
+                package = adapters.load_module_from_path(submission / "student")
+                self.bound[variant.name] = adapters.Bound(adapters.PackageAdapters(package, description=variant.name))
+            except Exception:  # a variant that cannot load explains nothing
+                self.bound[variant.name] = None
+        return self.bound[variant.name]
+
+
+bound_variant = _Materialised()
+
+
+def catalogued_bugs(fn: str) -> list[list[tuple[str, Any]]]:
+    """[(description, bound adapters of the bug variant)] per candidate group (see candidate_groups)."""
+    groups = []
+    for group in candidate_groups(fn):
+        loaded = [(bug.description, bound) for bug in group if (bound := bound_variant(bug)) is not None]
+        if loaded:
+            groups.append(loaded)
+    return groups
+
+
+def _values_of(bound, fn: str, args: dict, wrt: Sequence[str], cotangent_seed: int, dtype: torch.dtype) -> dict[str, Tensor] | None:
+    """What a bug variant produces for the case (CPU, floating tensors in dtype); None if it crashes."""
+    from .oracle import map_tensors, outputs_and_grads
+
+    def convert(t: Tensor) -> Tensor:
+        t = t.detach().to("cpu")
+        return t.to(dtype) if t.is_floating_point() else t
+
+    try:
+        return outputs_and_grads(bound, fn, map_tensors(args, convert), wrt, cotangent_seed)
+    except Mismatch as error:  # no gradient reaches some input: what it did produce still counts
+        return error.outputs
+    except Exception:
+        return None
+
+
+def _agrees(got: dict[str, Tensor], expected: dict[str, Tensor] | None, tol: Tolerance) -> bool:
+    if not expected or set(got) != set(expected):
+        return False
+    try:
+        return all(describe_difference(got[name], expected[name], tol) is None for name in expected)
+    except Exception:
+        return False
+
+
+def _first_matches(oracle, fn: str, agrees: Callable[[Any], bool]) -> str | None:
+    groups = getattr(oracle, "catalogued_bugs", None)
+    if groups is None:  # the snapshot oracle of the handout: no catalogue, no diagnosis
+        return None
+    for group in groups(fn):
+        matches = [description for description, bound in group if agrees(bound)]
+        if matches:
+            return " — or equally — ".join(dict.fromkeys(matches))
+    return None
+
+
+def diagnose_outputs(
+    oracle,
+    fn: str,
+    args: dict,
+    got: dict[str, Tensor] | None,
+    tol: Tolerance,
+    wrt: Sequence[str] = (),
+    cotangent_seed: int = 0,
+    dtype: torch.dtype | None = None,
+) -> str | None:
+    """The description of the catalogued bug whose output (and gradients) `got` equals within tol.
+
+    args: the case as float64 CPU tensors (as the reference sees it). got: {"output": …,
+    "grad/<path>": …} from the implementation under test, possibly without the gradients that
+    did not reach their input. Bugs that only show below float32 (no upcast) are also run in
+    the 16-bit dtype of the test.
+    """
+    if not got or "output" not in got or getattr(oracle, "catalogued_bugs", None) is None:
+        return None
+    run_dtypes = [torch.float64] + ([dtype] if dtype in LOW_PRECISION else [])
+    try:
+        right = oracle.expected(fn, args, wrt, cotangent_seed)
+    except Exception:
+        return None
+
+    def agrees(bound) -> bool:
+        for run_dtype in run_dtypes:
+            values = _values_of(bound, fn, args, wrt, cotangent_seed, run_dtype)
+            # A bug explains the output only where it differs from the reference itself.
+            if _agrees(got, values, tol) and not _agrees(values, right, tol):
+                return True
+        return False
+
+    try:
+        return _first_matches(oracle, fn, agrees)
+    except Exception:
+        return None
+
+
+def diagnose_measurement(oracle, fn: str, measure: Callable[[Any], Any], got: Any, same: Callable[[Any, Any], bool]) -> str | None:
+    """The description of the catalogued bug for which measure(bound adapters) is the same as `got`.
+
+    For checks that are not an output comparison: a FLOP count, a perplexity, generated tokens.
+    A bug that measures the same as the reference (`oracle.reference`) explains nothing.
+    """
+
+    def agrees(bound) -> bool:
+        try:
+            return bool(same(got, measure(bound))) and not bool(same(right, measure(bound)))
+        except Exception:
+            return False
+
+    try:
+        right = measure(oracle.reference)
+        return _first_matches(oracle, fn, agrees)
+    except Exception:
+        return None
+
+
+def explained(error: Mismatch, diagnose: Callable[[], str | None]) -> Mismatch:
+    """error, set to name its likely cause (computed once, when its message is first shown)."""
+    if getattr(error, "diagnose", None) is None and getattr(error, "_diagnosis", None) is None:
+        error.diagnose = diagnose
+    return error

@@ -1,0 +1,286 @@
+"""Generation: prefill the prompt, then one token per step through the KV cache; seeded sampling; eos."""
+
+import pytest
+import torch
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
+
+from lmgrade.compare import Mismatch
+from lmgrade.diagnosis import diagnose_measurement, explained
+
+from .checks import count_flops, on
+from .strategies import LMConfig, lm_weights, randint, seeds
+
+# (temperature, top_k, top_p): greedy, plain sampling, and sampling through each filter.
+SAMPLINGS = [(0.0, None, None), (1.0, None, None), (0.7, 5, None), (1.5, None, 0.9), (1.0, 8, 0.6)]
+samplings = st.sampled_from(SAMPLINGS)
+# Every cached step at a new length is a new attention shape, which einx traces once: the drawn
+# cases share one model shape (two layers, a short context) and one batch size, and differ in
+# weights, prompts and decoding settings.
+GEN_CONFIG = LMConfig(vocab_size=37, context_length=10, d_model=16, num_layers=2, num_heads=2, d_ff=24, rope_theta=10000.0)
+GEN_BATCH = 2
+PROMPT_LENGTHS = st.sampled_from([1, 4])
+LM_KEYS = ("vocab_size", "context_length", "d_model", "num_layers", "num_heads", "d_ff", "rope_theta", "weights")
+# Each example runs the model many times: shrinking a failure (hundreds of runs) would take minutes,
+# and the examples are already short descriptions (a seed and a few choices), so failures are
+# reported as found.
+no_shrinking = settings(phases=[Phase.explicit, Phase.reuse, Phase.generate])
+
+
+def gen_args(config, batch, prompt_length, max_new_tokens, seed, temperature=0.0, top_k=None, top_p=None,
+             eos_token_id=None, sample_seed=0):
+    """Keyword arguments of run_generate: float64 CPU weights, a random prompt, the decoding settings."""
+    return dict(
+        **config.args(), weights=lm_weights(config, seed), prompt=randint(config.vocab_size, (batch, prompt_length), seed + 100),
+        max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, eos_token_id=eos_token_id,
+        seed=sample_seed,
+    )
+
+
+@st.composite
+def generate_cases(draw, sampling=samplings):
+    """run_generate arguments from a small description: config, batch, prompt length, how many new tokens, sampling."""
+    config, batch, prompt_length = GEN_CONFIG, GEN_BATCH, draw(PROMPT_LENGTHS)
+    room = config.context_length - prompt_length
+    max_new_tokens = draw(st.sampled_from([1, 4, room]))  # `room` generates right up to the context length
+    temperature, top_k, top_p = draw(sampling)
+    return gen_args(config, batch, prompt_length, max_new_tokens, draw(seeds), temperature, top_k, top_p,
+                    sample_seed=draw(seeds))
+
+
+def describe(args: dict) -> str:
+    settings = {k: args[k] for k in ("max_new_tokens", "temperature", "top_k", "top_p", "eos_token_id", "seed")}
+    return f"prompt {tuple(args['prompt'].shape)}, " + ", ".join(f"{k}={v}" for k, v in settings.items())
+
+
+def same_tokens(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and torch.equal(a.cpu(), b.cpu())
+
+
+def assert_same_tokens(got: torch.Tensor, expected: torch.Tensor, what: str) -> None:
+    got, expected = got.cpu(), expected.cpu()
+    if got.shape != expected.shape:
+        raise Mismatch(f"{what}: shape {tuple(got.shape)}, expected {tuple(expected.shape)}\n"
+                       f"got:\n{got.tolist()}\nexpected:\n{expected.tolist()}")
+    if not torch.equal(got, expected):
+        row, position = (int(i) for i in (got != expected).nonzero()[0])
+        raise Mismatch(f"{what}: first difference at row {row}, position {position}: got {int(got[row, position])}, "
+                       f"expected {int(expected[row, position])}\ngot row:      {got[row].tolist()}\n"
+                       f"expected row: {expected[row].tolist()}")
+
+
+def check_tokens_against_reference(impl, oracle, args: dict, device: torch.device) -> None:
+    """impl's tokens for float64 args on device equal the reference's; a mismatch names the catalogued bug it matches."""
+
+    def tokens_of(bound) -> torch.Tensor:
+        return bound.run_generate(**on(args, torch.float64, device))
+
+    got = tokens_of(impl)
+    try:
+        assert_same_tokens(got, reference_tokens(oracle, args, device), f"generated tokens vs the reference ({describe(args)})")
+    except Mismatch as error:
+        raise explained(error, lambda: diagnose_measurement(oracle, "run_generate", tokens_of, got, same_tokens))
+
+
+def reference_tokens(oracle, args: dict, device: torch.device) -> torch.Tensor:
+    """The reference's tokens for float64 args.
+
+    On the CPU (and for greedy decoding anywhere) through `oracle.expected`, so the handout's
+    snapshots hold them. Sampled tokens on CUDA come from the CUDA generator, whose stream
+    differs from the CPU's: they need the live reference on the same device.
+    """
+    if device.type == "cpu" or args["temperature"] == 0:
+        return oracle.expected("run_generate", args)["output"]
+    live = getattr(oracle, "reference", None)
+    if live is None:
+        pytest.skip("sampled tokens on CUDA are compared with the live reference only (the handout's snapshots are CPU)")
+    return live.run_generate(**on(args, torch.float64, device))
+
+
+def greedy_without_cache(impl, args: dict) -> torch.Tensor:
+    """Greedy decoding the slow, obvious way: re-run the whole sequence, append the argmax of its last logits.
+
+    The sequence is padded to context_length (the LM is causal: tokens after position i do
+    not change logits[:, i]), so every forward has the same shape.
+    """
+    ids = args["prompt"]
+    for _ in range(args["max_new_tokens"]):
+        length = ids.shape[1]
+        padded = torch.cat([ids, ids.new_zeros(ids.shape[0], args["context_length"] - length)], dim=1)
+        logits = impl.run_transformer_lm(**{k: args[k] for k in LM_KEYS}, in_indices=padded)
+        ids = torch.cat([ids, logits[:, length - 1].argmax(-1, keepdim=True)], dim=1)
+    return ids
+
+
+def expected_with_eos(without_eos: torch.Tensor, prompt_length: int, eos: int) -> torch.Tensor:
+    """What the run with eos must return, given the run without eos (same seed, same everything).
+
+    A row keeps its tokens up to and including its first eos, then holds eos. Sampling draws
+    one multinomial for the whole batch every step, so a row that has not finished gets the
+    same tokens as without eos. Generation stops once every row has produced eos.
+    """
+    new = without_eos[:, prompt_length:].clone()
+    finished_at = []
+    for row in new:
+        hits = (row == eos).nonzero().flatten()
+        finished_at.append(int(hits[0]) if len(hits) else None)
+        if len(hits):
+            row[int(hits[0]):] = eos
+    if all(step is not None for step in finished_at):
+        new = new[:, : max(finished_at) + 1]
+    return torch.cat([without_eos[:, :prompt_length], new], dim=1)
+
+
+def is_value_error(error: BaseException) -> bool:
+    """A ValueError, also after crossing the process boundary (--isolate re-raises it as "ValueError: …")."""
+    return isinstance(error, ValueError) or str(error).startswith("ValueError:")
+
+
+def _flops(bound, **kwargs) -> int:
+    flops, error = count_flops(bound, "run_generate", **kwargs)
+    if error is not None:
+        raise error
+    return flops
+
+
+# --- properties ---------------------------------------------------------------------------------
+
+
+@no_shrinking
+@given(case=generate_cases(), dtype=st.sampled_from([torch.float32, torch.float64]))
+def test_generation_returns_the_prompt_then_max_new_tokens_valid_token_ids(impl, device, case, dtype):
+    out = impl.run_generate(**on(case, dtype, device))
+    batch, prompt_length = case["prompt"].shape
+    assert out.shape == (batch, prompt_length + case["max_new_tokens"]), (
+        f"without eos the result is (batch, prompt_length + max_new_tokens) = {(batch, prompt_length + case['max_new_tokens'])}, "
+        f"got {tuple(out.shape)} ({describe(case)})")
+    assert out.device.type == device.type
+    assert_same_tokens(out[:, :prompt_length], case["prompt"], "the result must start with the prompt")
+    assert bool(((out >= 0) & (out < case["vocab_size"])).all()), f"token ids outside [0, vocab_size): {out.tolist()}"
+
+
+@no_shrinking
+@given(case=generate_cases(sampling=st.just(SAMPLINGS[0])))
+def test_greedy_generation_with_the_cache_equals_a_greedy_loop_that_refeeds_the_sequence(impl, case):
+    """Same tokens as re-running the whole sequence each step: the cache is used right and positions continue."""
+    assert_same_tokens(impl.run_generate(**case), greedy_without_cache(impl, case),
+                       f"greedy generation vs argmax of run_transformer_lm on the growing sequence ({describe(case)})")
+
+
+@no_shrinking
+@given(case=generate_cases(), row=st.integers(0, GEN_BATCH - 1), step=st.integers(0, 3))
+def test_a_row_that_produced_eos_holds_eos_and_generation_stops_when_every_row_has(impl, case, row, step):
+    """eos = a token the run without eos produced, so some row finishes; the rest is bookkeeping on that run."""
+    without_eos = impl.run_generate(**case)
+    prompt_length = case["prompt"].shape[1]
+    step = min(step, case["max_new_tokens"] - 1)
+    eos = int(without_eos[row, prompt_length + step])
+    with_eos = impl.run_generate(**dict(case, eos_token_id=eos))
+    assert_same_tokens(with_eos, expected_with_eos(without_eos, prompt_length, eos),
+                       f"generation with eos_token_id={eos} vs the run without eos, cut and filled by hand ({describe(case)})")
+
+
+@pytest.mark.parametrize("temperature, top_k", [(0.0, None), (1.0, 1)], ids=["greedy", "sampled_top_k_1"])
+def test_generation_stops_early_when_every_row_has_produced_eos(impl, temperature, top_k):
+    """With lm_head = 0 every logit is equal, so greedy (or top-k 1) picks token 0 in every row at once."""
+    args = gen_args(GEN_CONFIG, GEN_BATCH, 4, 5, seed=7, temperature=temperature, top_k=top_k, eos_token_id=0)
+    args["weights"]["lm_head.weight"] = torch.zeros_like(args["weights"]["lm_head.weight"])
+    expected = torch.cat([args["prompt"], torch.zeros(GEN_BATCH, 1, dtype=torch.long)], dim=1)
+    assert_same_tokens(impl.run_generate(**args), expected,
+                       "every row produces eos (0) at the first step: the result is the prompt plus one column of eos")
+
+
+@no_shrinking
+@given(prompt_length=PROMPT_LENGTHS, seed=seeds)
+def test_generating_up_to_the_context_length_works_and_one_more_token_raises_before_any_work(impl, oracle, prompt_length, seed):
+    config = GEN_CONFIG
+    room = config.context_length - prompt_length
+    out = impl.run_generate(**gen_args(config, GEN_BATCH, prompt_length, room, seed))
+    assert out.shape == (GEN_BATCH, config.context_length)
+    too_long = gen_args(config, GEN_BATCH, prompt_length, room + 1, seed)
+
+    def reaction(bound) -> str:
+        flops, error = count_flops(bound, "run_generate", **too_long)
+        if error is None:
+            return "returned tokens"
+        if not is_value_error(error):
+            raise error
+        return "raised ValueError after running the model" if flops else "raised ValueError"
+
+    got = reaction(impl)
+    if got != "raised ValueError":
+        raise explained(Mismatch(f"prompt_length + max_new_tokens = {config.context_length + 1} > context_length: must raise "
+                                 f"ValueError before running the model, but it {got}"),
+                        lambda: diagnose_measurement(oracle, "run_generate", reaction, got, str.__eq__))
+
+
+def test_one_more_generated_token_costs_one_cached_step_not_a_rerun_of_the_sequence(impl, oracle):
+    """FLOPs(n + 1 new tokens) − FLOPs(n new tokens) ≈ one token through the model, attending over the cache.
+
+    Re-feeding the whole sequence each step costs about `length` times as much; the bound allows
+    2× the analytical count of a cached step, so any implementation that reuses the cache passes.
+    """
+    config, batch, prompt_length = GEN_CONFIG, GEN_BATCH, 4
+    new = config.context_length - prompt_length - 1
+    args = gen_args(config, batch, prompt_length, new, seed=5)
+
+    def step_flops(bound) -> int:
+        with torch.no_grad():
+            return _flops(bound, **dict(args, max_new_tokens=new + 1)) - _flops(bound, **args)
+
+    step = step_flops(impl)
+    d, f, L, V = config.d_model, config.d_ff, config.num_layers, config.vocab_size
+    per_token_matmuls = 2 * (L * (4 * d * d + 3 * d * f) + d * V)
+    attention_over_cache = 2 * L * 2 * config.context_length * d
+    analytical = batch * (per_token_matmuls + attention_over_cache)
+    if step > 2 * analytical:
+        raise explained(Mismatch(
+            f"generating one more token cost {step} FLOPs; one cached step needs about {analytical} (re-running the "
+            f"{config.context_length - 1}-token sequence costs about {batch * (config.context_length - 1) * per_token_matmuls}): "
+            "feed only the new token and let the KV cache hold the rest"),
+            lambda: diagnose_measurement(oracle, "run_generate", step_flops, step, int.__eq__))
+
+
+@no_shrinking
+@given(case=generate_cases(sampling=st.sampled_from(SAMPLINGS[1:])))
+def test_sampling_depends_only_on_the_seed_not_on_the_global_torch_rng(impl, oracle, device, case):
+    """Two runs under different global seeds give the same tokens: sampling uses torch.Generator(device).manual_seed(seed)."""
+    args = on(case, torch.float64, device)
+
+    def under_global_seeds(bound) -> list[torch.Tensor]:
+        forked = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=forked):  # the global state is restored afterwards
+            runs = []
+            for global_seed in (1, 2):
+                torch.manual_seed(global_seed)
+                runs.append(bound.run_generate(**args))
+        return runs
+
+    runs = under_global_seeds(impl)
+    try:
+        assert_same_tokens(runs[1], runs[0], f"tokens under global seed 2 vs global seed 1 ({describe(case)}): use the seeded "
+                           "generator, never the global RNG")
+    except Mismatch as error:
+        raise explained(error, lambda: diagnose_measurement(
+            oracle, "run_generate", lambda bound: not same_tokens(*under_global_seeds(bound)), True, bool.__eq__))
+
+
+# (batch, prompt_length, max_new_tokens, seed, (temperature, top_k, top_p), eos_token_id)
+FIXED = [
+    (GEN_BATCH, 4, 6, 0, (0.0, None, None), None),  # greedy, right up to the context length
+    (GEN_BATCH, 1, 9, 1, (1.0, None, None), None),  # a prompt of one token, up to the context length
+    (GEN_BATCH, 4, 4, 2, (0.7, 5, None), None),
+    (GEN_BATCH, 4, 6, 3, (1.5, None, 0.9), None),
+    (GEN_BATCH, 4, 6, 4, (1.0, 8, 0.6), None),
+    (1, 1, 2, 5, (1.0, None, None), None),  # a batch of one row
+    (GEN_BATCH, 4, 6, 6, (0.0, None, None), 17),  # both rows produce eos: stops after 2 of 6 new tokens
+    (GEN_BATCH, 4, 6, 6, (0.0, None, None), 6),  # row 0 finishes at once and is filled with eos; row 1 at the last step
+    (GEN_BATCH, 1, 9, 7, (1.0, None, None), 22),  # sampled; stops after 7 of 9 new tokens
+    (GEN_BATCH, 4, 6, 8, (0.7, 5, 0.9), 27),  # sampled through both filters; stops after 5 of 6
+]
+
+
+@pytest.mark.parametrize("batch, prompt_length, new, seed, sampling, eos", FIXED)
+def test_generation_matches_reference_token_for_token_on_fixed_cases(impl, oracle, device, batch, prompt_length, new, seed, sampling, eos):
+    args = gen_args(GEN_CONFIG, batch, prompt_length, new, seed, *sampling, eos_token_id=eos, sample_seed=seed + 1)
+    check_tokens_against_reference(impl, oracle, args, device)
