@@ -328,33 +328,17 @@ def machine() -> dict:
     )
 
 
-def verdict(key: str, value: float, quick: bool) -> str:
+def verdict(key: str, value: float, quick: bool, grade_clean: bool | None) -> str:
     op, target = TARGETS[key]
     if quick and key.startswith("grade_"):
         return f"(a subset of the tests: no verdict on the target {op} {target:g})"
+    if key.startswith("grade_") and not grade_clean:
+        return f"(the reference did not pass every test: the suite did not run as it should, no verdict on {op} {target:g})"
     met = value <= target if op == "≤" else value >= target
     return f"{'met' if met else 'MISSED'} (target {op} {target:g})"
 
 
-def print_table(r: dict) -> None:
-    m = r["machine"]
-    print(f"\n== bench: {' '.join(r['command'])}")
-    print(f"   {m['cpu']}, {m['cores']} cores; torch {m['torch']} ({r['threads']} thread(s)), transformers {m['transformers']}, einx {m['einx']}")
-    print(f"   load average (1 min) at start {r['load_before']:.2f}, at end {r['load_after']:.2f}; quick={r['quick']}, best of {r['repeats']} timed repeats")
-    if max(r["load_before"], r["load_after"]) >= 1.5:
-        print("   WARNING: other processes were using the CPU; wall times are inflated and ratios are noisy.")
-
-    print("\n(1) Grading the reference: wall time of the child pytest (start to exit) and its CPU time (user+sys)")
-    print(f"   {'profile':<10} {'wall s':>7} {'CPU s':>7}  {'score':>9}  tests graded  [pytest summary]")
-    for g in r["grading"]:
-        print(f"   {g['profile']:<10} {g['seconds']:>7.1f} {g['cpu_seconds']:>7.1f}  {g['score']:>4.0f}/{g['total']:<4.0f}  {g['tests']}  [{g['summary']}]")
-        for name in g["failed"][:10]:
-            print(f"      failed: {name}")
-    if r["quick"] and r["grading"]:
-        print("   (--quick: a subset of the test files; the score counts only their rubric items. Run without --quick for the whole suite.)")
-    if not r["grading"]:
-        print("   skipped (--skip-grading)")
-
+def print_model_tables(r: dict) -> None:
     print("\n(2a) Forward+backward, float32 CPU, tokens/s; ratio = ours ÷ HF (> 1: the reference is faster)")
     print("     ratio from wall time; CPU: the same ratio from this process's CPU time, the cross-check under load")
     print(f"   {'size':<7} {'V':>5} {'d':>4} {'L':>2} {'H':>2} {'d_ff':>5} {'BxT':>7} {'ours tok/s':>11} {'HF tok/s':>10} {'ratio':>6} {'CPU':>5}  {'1st fwd ours/HF (s)':>20}  {'|Δlogits|':>9}")
@@ -385,13 +369,38 @@ def print_table(r: dict) -> None:
             f"{d['hf_flops_per_token']:>11.3e} {d['hf_flops_ratio']:>6.3f}   {d['uncached_last_step_flops_ratio']:.1f}x analytical"
         )
 
+
+def print_table(r: dict) -> None:
+    m = r["machine"]
+    print(f"\n== bench: {' '.join(r['command'])}")
+    print(f"   {m['cpu']}, {m['cores']} cores; torch {m['torch']} ({r['threads']} thread(s)), transformers {m['transformers']}, einx {m['einx']}")
+    print(f"   load average (1 min) at start {r['load_before']:.2f}, at end {r['load_after']:.2f}; quick={r['quick']}, best of {r['repeats']} timed repeats")
+    if max(r["load_before"], r["load_after"]) >= 1.5:
+        print("   WARNING: other processes were using the CPU; wall times are inflated and ratios are noisy.")
+
+    print("\n(1) Grading the reference: wall time of the child pytest (start to exit) and its CPU time (user+sys)")
+    print(f"   {'profile':<10} {'wall s':>7} {'CPU s':>7}  {'score':>9}  tests graded  [pytest summary]")
+    for g in r["grading"]:
+        print(f"   {g['profile']:<10} {g['seconds']:>7.1f} {g['cpu_seconds']:>7.1f}  {g['score']:>4.0f}/{g['total']:<4.0f}  {g['tests']}  [{g['summary']}]")
+        for name in g["failed"][:10]:
+            print(f"      failed: {name}")
+    if r["quick"] and r["grading"]:
+        print("   (--quick: a subset of the test files; the score counts only their rubric items. Run without --quick for the whole suite.)")
+    if not r["grading"]:
+        print("   skipped (--skip-grading)")
+
+    if r["fwd_bwd"] or r["decode"]:
+        print_model_tables(r)
+    else:
+        print("\n(2), (3) skipped (--skip-models)")
+
     print("\nSummary (the JSON keys)")
     s = r["summary"]
     for key, value in s.items():
         if value is None:
             print(f"   {key:<34} {'not measured':>9}")
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            note = f"  {verdict(key, value, r['quick'])}" if key in TARGETS else ""
+            note = f"  {verdict(key, value, r['quick'], s['grade_clean'])}" if key in TARGETS else ""
             print(f"   {key:<34} {value:>9.3f}{note}")
         else:
             print(f"   {key:<34} {value}")
@@ -415,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads for part (2) and (3) (default 1; the grading child uses torch's default)")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement (default 3 quick, 7 full)")
     parser.add_argument("--skip-grading", action="store_true", help="skip part (1)")
+    parser.add_argument("--skip-models", action="store_true", help="skip parts (2) and (3)")
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
     torch.set_num_threads(args.threads)
@@ -433,11 +443,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"graded ({profile}) in {result['grading'][-1]['seconds']:.1f} s", file=sys.stderr)
 
     result["fwd_bwd"] = []
-    for name in QUICK_FWD_BWD if args.quick else FWD_BWD_SIZES:
+    for name in () if args.skip_models else QUICK_FWD_BWD if args.quick else FWD_BWD_SIZES:
         result["fwd_bwd"].append(bench_fwd_bwd(name, repeats))
         print(f"fwd+bwd {name}: ratio {result['fwd_bwd'][-1]['ratio']:.2f}", file=sys.stderr)
     result["decode"] = []
-    for name in QUICK_DECODE if args.quick else DECODE_SIZES:
+    for name in () if args.skip_models else QUICK_DECODE if args.quick else DECODE_SIZES:
         result["decode"].append(bench_decode(name, args.quick, repeats))
         print(f"decode {name}: ratio {result['decode'][-1]['ratio']:.2f}", file=sys.stderr)
 
@@ -451,13 +461,14 @@ def main(argv: list[str] | None = None) -> int:
         "grade_cpu_seconds_default": by_profile["fast"]["cpu_seconds"] if by_profile else None,
         "grade_cpu_seconds_grading_profile": by_profile["grading"]["cpu_seconds"] if by_profile else None,
         "grade_tests": result["grading"][0]["tests"] if by_profile else None,
-        "fwd_bwd_ratio_vs_hf": min(f["ratio"] for f in result["fwd_bwd"]),
-        "decode_ratio_vs_hf": min(d["ratio"] for d in result["decode"]),
-        "decode_loop_ratio_vs_hf": min(d["loop_ratio"] for d in result["decode"]),
-        "fwd_bwd_cpu_ratio_vs_hf": min(f["cpu_ratio"] for f in result["fwd_bwd"]),
-        "decode_cpu_ratio_vs_hf": min(d["cpu_ratio"] for d in result["decode"]),
-        "flops_per_cached_token_ratio": max(d["flops_ratio"] for d in result["decode"]),
-        "hf_flops_per_cached_token_ratio": max(d["hf_flops_ratio"] for d in result["decode"]),
+        "grade_clean": all(g["pytest_exit_code"] == 0 and g["score"] == g["total"] for g in result["grading"]) if by_profile else None,
+        "fwd_bwd_ratio_vs_hf": min((f["ratio"] for f in result["fwd_bwd"]), default=None),
+        "decode_ratio_vs_hf": min((d["ratio"] for d in result["decode"]), default=None),
+        "decode_loop_ratio_vs_hf": min((d["loop_ratio"] for d in result["decode"]), default=None),
+        "fwd_bwd_cpu_ratio_vs_hf": min((f["cpu_ratio"] for f in result["fwd_bwd"]), default=None),
+        "decode_cpu_ratio_vs_hf": min((d["cpu_ratio"] for d in result["decode"]), default=None),
+        "flops_per_cached_token_ratio": max((d["flops_ratio"] for d in result["decode"]), default=None),
+        "hf_flops_per_cached_token_ratio": max((d["hf_flops_ratio"] for d in result["decode"]), default=None),
         "bench_seconds": time.perf_counter() - _START,
     }
     result["summary"] = summary

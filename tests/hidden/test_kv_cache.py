@@ -7,9 +7,8 @@ from hypothesis import strategies as st
 from lmgrade.compare import Mismatch
 from lmgrade.diagnosis import diagnose_measurement, explained
 
-from ..checks import check_against_reference
+from ..checks import check_against_reference, count_flops
 from ..strategies import LM_CONFIGS, chunk_schedules, float_dtypes, lm_cases
-from ..test_kv_cache import _flops
 from ..test_lm import lm_args
 
 
@@ -29,9 +28,11 @@ def test_a_cached_decoding_step_costs_no_more_than_twice_the_reference_step(impl
 
     def step_flops(bound) -> int:
         with torch.no_grad():
-            with_step = _flops(bound.run_transformer_lm_incremental, **args, chunk_sizes=[prefix, 1])
-            prefill = _flops(bound.run_transformer_lm_incremental, **dict(args, in_indices=args["in_indices"][:, :prefix]),
-                             chunk_sizes=[prefix])
+            with_step, error = count_flops(bound, "run_transformer_lm_incremental", **args, chunk_sizes=[prefix, 1])
+            prefill, _ = count_flops(bound, "run_transformer_lm_incremental",
+                                     **dict(args, in_indices=args["in_indices"][:, :prefix]), chunk_sizes=[prefix])
+        if error is not None:
+            raise error
         return with_step - prefill
 
     got, expected = step_flops(impl), step_flops(oracle.reference)
