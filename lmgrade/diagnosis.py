@@ -17,7 +17,7 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,14 +114,13 @@ class _Materialised:
 bound_variant = _Materialised()
 
 
-def catalogued_bugs(fn: str) -> list[list[tuple[str, Any]]]:
-    """[(description, bound adapters of the bug variant)] per candidate group (see candidate_groups)."""
-    groups = []
+def catalogued_bugs(fn: str) -> Iterator[list[tuple[str, Any]]]:
+    """[(description, bound adapters of the bug variant)] per candidate group (see candidate_groups),
+    each group loaded only when the ones before it explained nothing."""
     for group in candidate_groups(fn):
         loaded = [(bug.description, bound) for bug in group if (bound := bound_variant(bug)) is not None]
         if loaded:
-            groups.append(loaded)
-    return groups
+            yield loaded
 
 
 def _values_of(bound, fn: str, args: dict, wrt: Sequence[str], cotangent_seed: int, dtype: torch.dtype) -> dict[str, Tensor] | None:

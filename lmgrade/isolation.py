@@ -260,10 +260,8 @@ class ChildBackend:
         reply, tensors = self._exchange({"op": "backward", "handle": handle}, {"cotangent": cotangent.detach().cpu().contiguous()})
         if not reply["ok"]:
             self._raise_for(reply)
-        grads, index = [], 0
-        for present in reply["present"]:
-            grads.append(tensors[f"g{index}"] if present else None)
-            index += present
+        # The child names each gradient by its input's position; missing ones (unused inputs) are None.
+        grads = [tensors[f"g{i}"] if present else None for i, present in enumerate(reply["present"])]
         return grads
 
     def __getattr__(self, name: str):

@@ -106,8 +106,8 @@ class LiveOracle:
 
         return outputs_and_grads(self.reference, fn, map_tensors(args, to_ground_truth), wrt, cotangent_seed)
 
-    def catalogued_bugs(self, fn: str) -> list:
-        """Bug variants that may explain a wrong `fn`, as [(description, bound adapters)] groups."""
+    def catalogued_bugs(self, fn: str):
+        """Bug variants that may explain a wrong `fn`: groups of [(description, bound adapters)], likeliest first."""
         from .diagnosis import catalogued_bugs
 
         return catalogued_bugs(fn)
