@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import einx
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
@@ -20,11 +19,12 @@ def scaled_dot_product_attention(
 ) -> Float[Tensor, "... queries d_v"]:
     """softmax(Q Kᵀ / √d_k + mask) V, where mask is True where a query may attend to a key."""
     d_k = Q.shape[-1]
-    scores = einx.dot("... queries d_k, ... keys d_k -> ... queries keys", Q, K) / math.sqrt(d_k)
+    # Scaling Q (queries × d_k) instead of the scores (queries × keys): the same product, fewer multiplications.
+    scores = (Q / math.sqrt(d_k)) @ K.transpose(-2, -1)  # (... queries, keys)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = softmax(scores, dim=-1)
-    return einx.dot("... queries keys, ... keys d_v -> ... queries d_v", weights, V)
+    return weights @ V
 
 
 def causal_mask(num_queries: int, num_keys: int, device=None) -> Bool[Tensor, "queries keys"]:

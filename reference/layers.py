@@ -73,6 +73,7 @@ class SwiGLU(nn.Module):
 
 def softmax(x: Float[Tensor, "..."], dim: int) -> Float[Tensor, "..."]:
     # exp(x - max) never overflows and the result is unchanged: softmax is shift invariant.
-    shifted = x - x.amax(dim=dim, keepdim=True)
+    # For the same reason no gradient flows through the max; detaching it skips that backward.
+    shifted = x - x.amax(dim=dim, keepdim=True).detach()
     exp = torch.exp(shifted)
     return exp / exp.sum(dim=dim, keepdim=True)

@@ -14,9 +14,9 @@ from .strategies import LMConfig, lm_weights, randint, seeds
 # (temperature, top_k, top_p): greedy, plain sampling, and sampling through each filter.
 SAMPLINGS = [(0.0, None, None), (1.0, None, None), (0.7, 5, None), (1.5, None, 0.9), (1.0, 8, 0.6)]
 samplings = st.sampled_from(SAMPLINGS)
-# Every cached step at a new length is a new attention shape, which einx traces once: the drawn
-# cases share one model shape (two layers, a short context) and one batch size, and differ in
-# weights, prompts and decoding settings.
+# Where attention is written with einx, every cached step at a new length is a new shape that einx
+# traces once (tens of ms): the drawn cases share one model shape (two layers, a short context) and
+# one batch size, and differ in weights, prompts and decoding settings.
 GEN_CONFIG = LMConfig(vocab_size=37, context_length=10, d_model=16, num_layers=2, num_heads=2, d_ff=24, rope_theta=10000.0)
 GEN_BATCH = 2
 PROMPT_LENGTHS = st.sampled_from([1, 4])

@@ -9,6 +9,11 @@ from ..variants import alternative
 ALTERNATIVES = [
     alternative("matmul_instead_of_einsum", "Linear as x @ W.T instead of an einsum", ("linear", "linear.hidden", "swiglu", "swiglu.hidden"),
                 ("layers.py", 'return einx.dot("... d_in, d_out d_in -> ... d_out", x, self.weight)', "return x @ self.weight.T")),
+    alternative("einsum_attention", "attention scores and output written as einsums, the scores divided by √d_k after the product",
+                ("attention", "attention.hidden"),
+                ("attention.py", "scores = (Q / math.sqrt(d_k)) @ K.transpose(-2, -1)",
+                 'scores = torch.einsum("...qd,...kd->...qk", Q, K) / math.sqrt(d_k)'),
+                ("attention.py", "return weights @ V", 'return torch.einsum("...qk,...kd->...qd", weights, V)')),
     alternative("fused_qkv_projection", "one matmul with the stacked [Wq; Wk; Wv] instead of three projections", ("attention", "attention.hidden"),
                 ("attention.py", "q, k, v = split_heads(self.q_proj(x)), split_heads(self.k_proj(x)), split_heads(self.v_proj(x))",
                  "qkv = x @ torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight]).T\n"
@@ -41,7 +46,7 @@ ALTERNATIVES += [
                 ("layers.py", 'return einx.dot("... d_in, d_out d_in -> ... d_out", x, self.weight)',
                  'return einx.dot("... d_in, d_out d_in -> ... d_out", x.double(), self.weight.double()).to(x.dtype)'),
                 ("layers.py", "x = x.to(torch.promote_types(in_dtype, torch.float32))", "x = x.to(torch.float64)"),
-                ("layers.py", "shifted = x - x.amax(dim=dim, keepdim=True)", "shifted = x.double() - x.double().amax(dim=dim, keepdim=True)"),
+                ("layers.py", "shifted = x - x.amax(dim=dim, keepdim=True).detach()", "shifted = x.double() - x.double().amax(dim=dim, keepdim=True)"),
                 ("layers.py", "return exp / exp.sum(dim=dim, keepdim=True)", "return (exp / exp.sum(dim=dim, keepdim=True)).to(x.dtype)")),
     alternative("loop_over_heads", "attention computed head by head in a Python loop, the heads' outputs concatenated",
                 ("attention", "attention.hidden"),
@@ -61,7 +66,7 @@ ALTERNATIVES += [
                  'scores = scores + torch.zeros_like(scores).masked_fill(~mask, float("-inf"))')),
     alternative("logsumexp", "softmax and cross-entropy written with torch.logsumexp instead of an explicit max shift",
                 ("softmax", "softmax.hidden", "cross_entropy", "cross_entropy.hidden"),
-                ("layers.py", "    shifted = x - x.amax(dim=dim, keepdim=True)\n"
+                ("layers.py", "    shifted = x - x.amax(dim=dim, keepdim=True).detach()\n"
                  "    exp = torch.exp(shifted)\n"
                  "    return exp / exp.sum(dim=dim, keepdim=True)",
                  "    return torch.exp(x - torch.logsumexp(x, dim=dim, keepdim=True))"),

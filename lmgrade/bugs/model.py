@@ -15,7 +15,7 @@ LINEAR_FORWARD = 'return einx.dot("... d_in, d_out d_in -> ... d_out", x, self.w
 INV_RMS = "torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps)"
 SWIGLU_FORWARD = "self.w2(silu(self.w1(x)) * self.w3(x))"
 SOFTMAX_SUM = "return exp / exp.sum(dim=dim, keepdim=True)"
-SCORES = 'scores = einx.dot("... queries d_k, ... keys d_k -> ... queries keys", Q, K) / math.sqrt(d_k)'
+SCORES = "scores = (Q / math.sqrt(d_k)) @ K.transpose(-2, -1)"
 SPLIT_HEADS = "return t.unflatten(-1, (self.num_heads, self.d_head)).transpose(-3, -2)"
 CAUSAL_MASK_CALL = "mask = causal_mask(seq, k.shape[-2], device=x.device)"
 ROPE_LOOKUP = ("cos = self.cos[token_positions].to(x.dtype)  # (... seq, d_k/2)\n"
@@ -65,7 +65,7 @@ BUGS = [
         ("layers.py", "return x * torch.sigmoid(x)", "return x / (1 + torch.exp(x))")),
     # --- softmax ---------------------------------------------------------------------------------
     bug("softmax_without_max_shift", "softmax", "softmax exponentiates x without subtracting the max first (overflows for large inputs)",
-        ("layers.py", "shifted = x - x.amax(dim=dim, keepdim=True)", "shifted = x")),
+        ("layers.py", "shifted = x - x.amax(dim=dim, keepdim=True).detach()", "shifted = x")),
     bug("softmax_over_last_dim_always", "softmax", "softmax normalises over the last dimension whatever `dim` says",
         ("layers.py", SOFTMAX_SUM, "return exp / exp.sum(dim=-1, keepdim=True)")),
     bug("softmax_normalised_by_total_sum", "softmax", "softmax divides by the sum over the whole tensor instead of the sum along `dim`",
@@ -77,7 +77,7 @@ BUGS = [
         ("attention.py", MHA_CALL,
          "out = scaled_dot_product_attention(q * math.sqrt(self.d_head / (self.num_heads * self.d_head)), k, v, mask)")),
     bug("attention_without_scale", "attention", "attention scores are not divided by √d_k",
-        ("attention.py", SCORES, 'scores = einx.dot("... queries d_k, ... keys d_k -> ... queries keys", Q, K)')),
+        ("attention.py", SCORES, "scores = Q @ K.transpose(-2, -1)")),
     bug("attention_mask_polarity_inverted", "attention", "the mask is applied the wrong way round: True hides a key instead of allowing it",
         ("attention.py", 'scores = scores.masked_fill(~mask, float("-inf"))', 'scores = scores.masked_fill(mask, float("-inf"))')),
     bug("attention_softmax_over_queries", "attention", "attention normalises its weights over the queries (dim −2) instead of over the keys",
