@@ -6,11 +6,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from .checks import assert_unchanged, check_against_reference, count_flops, on
-from .strategies import LM_CONFIGS, chunk_schedules, lm_cases, lm_weights, randint
+from .strategies import LM_CONFIGS, cached_lm_cases, chunk_schedules, lm_weights, randint
 from .test_lm import lm_args
 
 
-@given(case=lm_cases(min_seq=2), data=st.data())
+@given(case=cached_lm_cases, data=st.data())
 def test_chunked_forward_with_cache_equals_full_forward_for_random_schedules(impl, case, data):
     config, batch, seq, seed = case
     schedule = data.draw(chunk_schedules(seq), label="chunk_sizes")

@@ -8,11 +8,11 @@ from lmgrade.compare import Mismatch
 from lmgrade.diagnosis import diagnose_measurement, explained
 
 from ..checks import check_against_reference, count_flops
-from ..strategies import LM_CONFIGS, chunk_schedules, float_dtypes, lm_cases
+from ..strategies import LM_CONFIGS, cached_lm_cases, chunk_schedules, float_dtypes
 from ..test_lm import lm_args
 
 
-@given(case=lm_cases(min_seq=2), dtype=float_dtypes, data=st.data())
+@given(case=cached_lm_cases, dtype=float_dtypes, data=st.data())
 def test_chunked_forward_matches_reference_logits(impl, oracle, device, case, dtype, data):
     config, batch, seq, seed = case
     schedule = data.draw(chunk_schedules(seq), label="chunk_sizes")
