@@ -43,6 +43,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 _START = time.perf_counter()  # before torch and transformers are imported
 
@@ -298,15 +299,8 @@ def bench_grading(profile: str, tests: list[str] | None, cache: str, oracle_cach
     from lmgrade.grade import Selection, grade
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    saved = os.environ.get("LMGRADE_ORACLE_CACHE")
-    os.environ["LMGRADE_ORACLE_CACHE"] = str(oracle_cache)
-    try:
+    with mock.patch.dict(os.environ, LMGRADE_ORACLE_CACHE=str(oracle_cache)):  # the grading child inherits it
         result = grade(Selection(impl="reference"), profile=profile, tests=tests)
-    finally:
-        if saved is None:
-            del os.environ["LMGRADE_ORACLE_CACHE"]
-        else:
-            os.environ["LMGRADE_ORACLE_CACHE"] = saved
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     # pytest's last line, e.g. "194 passed, 148 skipped in 60.1s"
