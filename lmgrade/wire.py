@@ -17,6 +17,8 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 from torch import Tensor
 
+from . import layouts
+
 MAX_MESSAGE_BYTES = 1 << 30  # a reply larger than 1 GiB is refused, not read
 
 
@@ -29,7 +31,7 @@ def encode(value: Any) -> tuple[Any, dict[str, Tensor]]:
             name = f"t{len(tensors)}"
             # A plain tensor rebuilt from the raw values: drops subclasses and autograd history.
             tensors[name] = v.detach().as_subclass(Tensor).to("cpu").contiguous().clone()
-            return {"__tensor__": name, "requires_grad": bool(v.requires_grad), "contiguous": bool(v.is_contiguous()),
+            return {"__tensor__": name, "requires_grad": bool(v.requires_grad), "layout": layouts.describe(v),
                     "device": v.device.type}
         if isinstance(v, dict):
             return {"__dict__": [[str(k), walk(x)] for k, x in v.items()]}
