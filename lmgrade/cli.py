@@ -30,6 +30,8 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
 
 def _add_grading_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="grading", help="Hypothesis profile: grading (default), fast or thorough")
+    parser.add_argument("--rubric", default="default", metavar="NAME|PATH",
+                        help="default (this assignment), cs336 (what CS336 assignment 1 asks), or a rubric .toml")
     parser.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS", help="per-test time limit (default 120)")
     parser.add_argument("--no-isolation", dest="isolate", action="store_false",
                         help="run the submission inside the test process (faster; only for trusted code)")
@@ -53,8 +55,10 @@ def write_outputs(result: Grade, args: argparse.Namespace, title: str) -> None:
 
 def cmd_grade(args: argparse.Namespace) -> int:
     selection = _selection(args)
-    result = grade(selection, profile=args.profile, per_test_timeout=args.timeout, isolate=args.isolate)
+    result = grade(selection, profile=args.profile, per_test_timeout=args.timeout, isolate=args.isolate, rubric=args.rubric)
     print(scorecard_text(result.scores, result.rubric.total))
+    if result.rubric.not_counted:
+        print(f"not part of the {result.rubric.name} rubric: " + "; ".join(result.rubric.not_counted))
     print(f"graded {selection.describe()} in {result.seconds:.1f} s")
     write_outputs(result, args, f"Grade of {selection.describe()}")
     return 0

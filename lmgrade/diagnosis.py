@@ -78,7 +78,7 @@ def candidate_groups(fn: str) -> list[list]:
         current = frontier.pop(0)
         for item in rubric.items:
             if component(item.id) == current:
-                for requirement in item.requires:
+                for requirement in item.builds_on:
                     if requirement != own and requirement not in required:
                         required.append(requirement)
                         frontier.append(requirement)

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .rubric import Rubric, load_rubric
+from .rubric import Rubric, load_rubric, rubric_path
 from .scoring import ItemScore, TestRecord, score_items
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +51,11 @@ class Grade:
         return sum(s.score for s in self.scores)
 
 
+def _selectors(rubric: Rubric) -> list[str]:
+    """The tests a rubric counts (file paths or file::test node ids), each once."""
+    return list(dict.fromkeys(selector for item in rubric.items for selector in item.tests))
+
+
 class GradingFailed(RuntimeError):
     """The grader itself could not run (not the submission's fault)."""
 
@@ -62,13 +67,17 @@ def grade(
     tests: list[str] | None = None,
     extra_pytest_args: list[str] | None = None,
     isolate: bool = True,
+    rubric: str | None = None,
 ) -> Grade:
-    rubric = load_rubric()
+    """rubric: a name ("default", "cs336") or a .toml path; the suite runs the tests it counts."""
+    rubric_file = rubric_path(rubric)
+    rubric = load_rubric(rubric_file)
     with tempfile.TemporaryDirectory(prefix="lmgrade-") as tmp:
         results_path = Path(tmp) / "outcomes.json"
         command = [
-            sys.executable, "-m", "pytest", *(tests or ["tests"]), "-q", "-p", "no:cacheprovider", "--no-scorecard",
+            sys.executable, "-m", "pytest", *(tests or _selectors(rubric)), "-q", "-p", "no:cacheprovider", "--no-scorecard",
             f"--lmgrade-json={results_path}", f"--per-test-timeout={per_test_timeout}", *selection.pytest_args(),
+            f"--rubric={rubric_file}",
             *(["--isolate"] if isolate else []), *(extra_pytest_args or []),
         ]
         env = dict(os.environ, LMGRADE_PROFILE=profile, PYTHONDONTWRITEBYTECODE="1")

@@ -32,6 +32,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run the implementation under test in a separate, confined process (lmgrade grade does)")
     group.addoption("--lmgrade-json", metavar="PATH", default=None, help="write every test outcome as JSON (used by lmgrade grade)")
     group.addoption("--no-scorecard", action="store_true", help="do not print the scorecard")
+    group.addoption("--rubric", default="default", metavar="NAME|PATH",
+                    help="the rubric to score with: default (this assignment), cs336 (CS336 assignment 1), or a .toml path")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -52,7 +52,7 @@ def _trim(text: str) -> str:
 class Recorder:
     def __init__(self, config: pytest.Config):
         self.config = config
-        self.rubric = load_rubric()
+        self.rubric = load_rubric(config.getoption("rubric", None))
         self.records: dict[str, TestRecord] = {}
         self.collection_errors: dict[str, str] = {}
         self._failures: dict[str, tuple[str, str, str]] = {}

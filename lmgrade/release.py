@@ -187,7 +187,7 @@ def visible_rubric_toml(rubric_path: Path = RUBRIC_PATH) -> tuple[str, float]:
     for raw in items:
         lines += ["", "[[items]]"]
         for key, value in raw.items():
-            if key == "requires":
+            if key == "builds_on":
                 value = [r for r in value if r in visible_ids]
                 if not value:
                     continue

@@ -12,6 +12,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 RUBRIC_PATH = Path(__file__).resolve().parent / "rubric.toml"
+# Named rubrics: the default one (this assignment) and CS336 assignment 1 as its handout asks.
+RUBRICS = {"default": RUBRIC_PATH, "cs336": RUBRIC_PATH.with_name("rubric_cs336.toml")}
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,10 @@ class Item:
     points: float
     visible: bool
     tests: tuple[str, ...]
-    requires: tuple[str, ...] = ()
+    # Components this item's code calls (the block calls attention, …). Never used to score: a
+    # mistake is charged once, in its own item. Diagnosis looks for the bugs of these too, and
+    # selfcheck runs a bug on the items built on its component to prove they keep their points.
+    builds_on: tuple[str, ...] = ()
 
     def owns(self, nodeid: str) -> bool:
         return any(nodeid == p or nodeid.startswith(p + "::") or nodeid.startswith(p + "[") for p in self.tests)
@@ -31,6 +36,10 @@ class Item:
 class Rubric:
     total: float
     items: tuple[Item, ...]
+    name: str = "default"
+    title: str = ""
+    time_budget_seconds: float = 900.0  # the whole grading of one submission
+    not_counted: tuple[str, ...] = ()  # what the assignment has that this rubric leaves out
 
     def item_of(self, nodeid: str) -> Item | None:
         for item in self.items:
@@ -42,7 +51,20 @@ class Rubric:
         return next(item for item in self.items if item.id == item_id)
 
 
-def load_rubric(path: Path = RUBRIC_PATH) -> Rubric:
+def rubric_path(name_or_path: str | Path | None = None) -> Path:
+    """The file of a named rubric ("default", "cs336") or of a rubric given by path."""
+    if name_or_path is None:
+        return RUBRIC_PATH
+    if str(name_or_path) in RUBRICS:
+        return RUBRICS[str(name_or_path)]
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no rubric {name_or_path!r}: expected one of {sorted(RUBRICS)} or a .toml file")
+    return path
+
+
+def load_rubric(name_or_path: str | Path | None = None) -> Rubric:
+    path = rubric_path(name_or_path)
     data = tomllib.loads(Path(path).read_text())
     items = tuple(
         Item(
@@ -51,11 +73,13 @@ def load_rubric(path: Path = RUBRIC_PATH) -> Rubric:
             points=float(raw["points"]),
             visible=bool(raw.get("visible", True)),
             tests=tuple(raw["tests"]),
-            requires=tuple(raw.get("requires", ())),
+            builds_on=tuple(raw.get("builds_on", ())),
         )
         for raw in data["items"]
     )
-    return Rubric(total=float(data["total"]), items=items)
+    return Rubric(total=float(data["total"]), items=items, name=data.get("name", path.stem),
+                  title=data.get("title", ""), time_budget_seconds=float(data.get("time_budget_seconds", 900)),
+                  not_counted=tuple(data.get("not_counted", ())))
 
 
 def lint(rubric: Rubric, collected_nodeids: list[str]) -> list[str]:
@@ -72,9 +96,9 @@ def lint(rubric: Rubric, collected_nodeids: list[str]) -> list[str]:
             problems.append(f"item {item.id!r} has {item.points:g} points")
         if not any(item.owns(n) for n in collected_nodeids):
             problems.append(f"item {item.id!r} has no tests (selectors {list(item.tests)})")
-        for required in item.requires:
+        for required in item.builds_on:
             if not any(i == required or i.startswith(required + ".") for i in ids):
-                problems.append(f"item {item.id!r} requires unknown item {required!r}")
+                problems.append(f"item {item.id!r} builds on unknown item {required!r}")
     for nodeid in collected_nodeids:
         owners = [item.id for item in rubric.items if item.owns(nodeid)]
         if len(owners) != 1:

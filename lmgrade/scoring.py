@@ -51,18 +51,6 @@ def score_items(rubric: Rubric, records: list[TestRecord], collection_errors: di
         if item is not None:
             by_item[item.id].append(record)
     scores = {item.id: _score_item(item, by_item[item.id], collection_errors) for item in rubric.items}
-    changed = True
-    while changed:  # prerequisites, to a fixed point: requirements of requirements count too
-        changed = False
-        for item in rubric.items:
-            unmet = [s.item.id for s in scores.values()  # an item with no test run (a partial run) does not count
-                     if any(s.item.id == r or s.item.id.startswith(r + ".") for r in item.requires)
-                     and s.score < s.max_score and s.records]
-            if unmet and scores[item.id].score > 0:
-                scores[item.id].score = 0.0
-                scores[item.id].status = "failed"
-                scores[item.id].reason = f"requires full marks on {', '.join(unmet)}"
-                changed = True
     return [scores[item.id] for item in rubric.items]
 
 
