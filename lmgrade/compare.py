@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +19,8 @@ class Tolerance:
 
     rtol: float
     atol: float
+    row: str = ""  # which row of the tolerance table, e.g. "rmsnorm, float32, cpu"
+    reason: str = ""  # why the row is that wide
 
 
 # Prefix of the diagnosis line in failure messages (and in the category of hidden items).
@@ -88,14 +91,36 @@ def describe_difference(got: Tensor, expected: Tensor, tol: Tolerance) -> str | 
     max_abs = float(err[finite].max()) if finite.any() else float("nan")
     rel = err / exp64.abs().clamp_min(1e-300)
     max_rel = float(rel[finite].max()) if finite.any() else float("nan")
+    times = float(badness.flatten()[worst])
+    row = f" for {tol.row}" if tol.row else ""
     lines = [
-        f"{int(bad.sum())} of {got64.numel()} elements differ (shape {tuple(got64.shape)}, dtype {got.dtype})",
-        f"worst element at index {index}: got {g:.10g}, expected {e:.10g}",
-        f"max abs error {max_abs:.3g}, max rel error {max_rel:.3g} (allowed: rtol={tol.rtol:g}, atol={tol.atol:g} × max|expected|={scale:.3g})",
+        f"{int(bad.sum())} of {got64.numel()} elements differ (shape {tuple(got64.shape)}, dtype {got.dtype}, device {got.device.type})",
+        f"worst element at index {list(index)}: got {g:.10g}, expected {e:.10g}: error {abs(g - e):.3g} = "
+        + (f"{times:.3g} × the tolerance" if math.isfinite(times) else "not a finite number, against the tolerance")
+        + f"{row} (rtol={tol.rtol:g}, atol={tol.atol:g} × max|expected|={scale:.3g})",
+        f"max abs error {max_abs:.3g}, max rel error {max_rel:.3g}",
     ]
     if nan_got or inf_got:
         lines.append(f"your output has {nan_got} NaN and {inf_got} Inf values (expected {int(nan_exp.sum())} NaN)")
+    hint = precision_hint(got.dtype, max_rel, nan_got + inf_got)
+    if hint:
+        lines.append(hint)
     return "\n".join(lines)
+
+
+def precision_hint(dtype: torch.dtype, max_rel: float, non_finite: int) -> str | None:
+    """A line naming lost precision when the size of the error is that of a lower precision's rounding."""
+    if dtype == torch.float64 and 1e-9 < max_rel < 1e-4:
+        return ("precision: these errors are the size of float32 rounding (~1e-7 relative) in a float64 result: "
+                "something in your computation is float32 (a table or buffer made in float32, a .float() cast, "
+                "a float32 constant tensor)")
+    if dtype == torch.float32 and 1e-4 < max_rel < 3e-2 and not non_finite:
+        return ("precision: these errors are the size of bfloat16/float16 rounding (~1e-3 relative) in a float32 "
+                "result: is some intermediate computed in 16-bit?")
+    if dtype in (torch.float16, torch.bfloat16) and non_finite:
+        return ("precision: Inf/NaN in a 16-bit result: x² overflows float16 above ~256; compute sums of squares "
+                "and exps in float32 and cast back")
+    return None
 
 
 def assert_close(got: Tensor, expected: Tensor, tol: Tolerance, what: str) -> None:

@@ -1,29 +1,102 @@
-"""The two kinds of check every component file uses: against the reference, and properties."""
+"""The two kinds of check every component file uses: against the reference, and properties.
+
+float32 is the working dtype (SPEC §4.1): the implementation under test gets float32 weights
+and inputs; the oracle is the reference in float64 on those very float32 values. A composite
+(attention, block, LM, KV cache) passes when it equals the reference composite OR the
+reference composition of the submission's own parts (SPEC §4.6): a wrong softmax is charged to
+the softmax item, not to everything built on it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
-from lmgrade.compare import Mismatch, Tolerance, assert_close
+from lmgrade.compare import Mismatch, Tolerance, assert_close, describe_difference
 from lmgrade.diagnosis import diagnose_outputs, explained
-from lmgrade.oracle import map_tensors, outputs_and_grads
+from lmgrade.layouts import apply as apply_layout
+from lmgrade.layouts import broadcast_values
+from lmgrade.oracle import is_weight_path, outputs_and_grads
+from lmgrade.outcomes import ForbiddenCall, NotImplementedInSubmission, SubmissionBroken, SubmissionCrashed
 
-from .strategies import noncontiguous
-from .tolerances import EXACT64, tolerance
+from .tolerances import EXACT64, property_tolerance, tolerance
+
+F32 = torch.float32
+CPU = torch.device("cpu")
+
+# Raised by a part the submission has not written (or may not call): then there is no
+# composition of its own parts to compare with, and only the reference decides.
+NO_RESULT = (Exception, NotImplementedInSubmission, ForbiddenCall, SubmissionCrashed, SubmissionBroken)
 
 
-def on(args: dict, dtype: torch.dtype, device: torch.device, strided: bool = False) -> dict:
-    """Cast the floating tensors of args to dtype, move all to device, optionally make them non-contiguous."""
+def _map_paths(args, fn, path: str = ""):
+    if isinstance(args, Tensor):
+        return fn(path, args)
+    if isinstance(args, dict):
+        return {key: _map_paths(value, fn, f"{path}/{key}" if path else key) for key, value in args.items()}
+    if isinstance(args, (list, tuple)):
+        return type(args)(_map_paths(value, fn, path) for value in args)
+    return args
 
-    def convert(t: Tensor) -> Tensor:
+
+def on(args: dict, dtype: torch.dtype = F32, device: torch.device = CPU, layout: str = "contiguous") -> dict:
+    """args with floating tensors in dtype, everything on device, laid out as `layout`.
+
+    Weights never get the "expanded" layout (their rows must differ to tell a transposed weight);
+    they get "sliced" instead.
+    """
+
+    def convert(path: str, t: Tensor) -> Tensor:
         t = t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
-        return noncontiguous(t) if strided else t
+        if layout == "expanded" and is_weight_path(path):
+            return apply_layout(t, "sliced")
+        if layout == "expanded":
+            t = broadcast_values(t)
+        return apply_layout(t, layout) if layout != "contiguous" else t
 
-    return map_tensors(args, convert)
+    return _map_paths(args, convert)
+
+
+def ground_truth(args: dict, dtype: torch.dtype = F32, layout: str = "contiguous") -> dict:
+    """The values the implementation will see, as float64 CPU tensors (what the reference gets)."""
+
+    def convert(path: str, t: Tensor) -> Tensor:
+        t = t.detach().to("cpu")
+        if layout == "expanded" and not is_weight_path(path):
+            t = broadcast_values(t)
+        return t.to(dtype).to(torch.float64) if t.is_floating_point() else t
+
+    return _map_paths(args, convert)
+
+
+class _Composed:
+    """A bound-like object whose `fn` is the reference composition of the submission's own parts."""
+
+    def __init__(self, impl, fn: str, composition: Callable):
+        self.impl, self.fn, self.composition = impl, fn, composition
+
+    def __getattr__(self, name: str):
+        if name != self.fn:
+            raise AttributeError(name)
+        return lambda **kwargs: self.composition(self.impl, **kwargs)
+
+
+def _agree(got: dict, expected: dict, tol: Tolerance) -> bool:
+    return all(name in got and describe_difference(got[name], value, tol) is None for name, value in expected.items())
+
+
+def own_composition_agrees(impl, fn: str, composition: Callable, impl_args: dict, got: dict, tol: Tolerance,
+                           wrt: Sequence[str] = (), cotangent_seed: int = 0) -> bool:
+    """Does `got` (outputs and gradients of the composite) equal the composition of the submission's own parts?"""
+    try:
+        own = outputs_and_grads(_Composed(impl, fn, composition), fn, impl_args, wrt, cotangent_seed)
+    except NO_RESULT:
+        return False
+    comparable = {name: value for name, value in own.items() if name in got}
+    return "output" in comparable and _agree(got, comparable, tol)
 
 
 def check_against_reference(
@@ -33,41 +106,76 @@ def check_against_reference(
     args: dict,
     *,
     component: str,
-    dtype: torch.dtype,
-    device: torch.device,
+    device: torch.device = CPU,
+    dtype: torch.dtype = F32,
     wrt: Sequence[str] = (),
-    strided: bool = False,
+    layout: str = "contiguous",
     cotangent_seed: int = 0,
     tol: Tolerance | None = None,
+    composition: Callable | None = None,
 ) -> None:
     """Output (and gradients w.r.t. each path in wrt) of impl equal the float64 reference's.
 
-    args holds float64 CPU tensors; the implementation under test sees them in `dtype` on
-    `device` (non-contiguous if `strided`), the reference sees them in float64. tol: the
-    component's tolerance for dtype unless given. A mismatch names the common bug it matches, if any.
+    args: float64 CPU tensors (a description of the case). The implementation under test sees
+    them in `dtype` on `device` laid out as `layout`; the reference sees the same values in
+    float64. composition(impl, **args): the reference composition of the submission's own parts,
+    for a composite; the composite passes if it equals either. A mismatch names the common bug
+    it matches, if any.
     """
-    tol = tol or tolerance(component, dtype)
+    tol = tol or tolerance(component, dtype, device)
+    truth = ground_truth(args, dtype, layout)
+    impl_args = on(truth, dtype, device, layout)
     got = None
     try:
         # The implementation first: if it is missing or crashes, no reference time is spent.
-        got = outputs_and_grads(impl, fn, on(args, dtype, device, strided), wrt, cotangent_seed)
-        expected = oracle.expected(fn, args, wrt, cotangent_seed)
+        got = outputs_and_grads(impl, fn, impl_args, wrt, cotangent_seed)
         output = got["output"]
         if output.dtype != dtype:
             raise Mismatch(f"{fn}: output dtype is {output.dtype} for {dtype} inputs; it must follow the input dtype")
         if output.device.type != device.type:
             raise Mismatch(f"{fn}: output is on {output.device} for inputs on {device}")
+        expected = oracle.expected(fn, truth, wrt, cotangent_seed)
         for name, value in expected.items():
+            if name not in got and is_weight_path(name):
+                continue  # the adapter copied the weights into its module: no gradient to compare
             what = f"{fn} {'output' if name == 'output' else 'gradient w.r.t. ' + name[5:]} vs the reference"
             assert_close(got[name], value, tol, what)
     except Mismatch as error:
+        if composition is not None and got is not None and own_composition_agrees(
+                impl, fn, composition, impl_args, got, tol, wrt, cotangent_seed):
+            return  # right composition of the submission's own parts: a part's mistake is charged in its own item
         produced = got if got is not None else error.outputs
-        explained(error, lambda: diagnose_outputs(oracle, fn, args, produced, tol, wrt, cotangent_seed, dtype))
+        if composition is not None and got is not None:
+            error.args = (f"{error.args[0]}\n(it also differs from the composition of your own parts through your own "
+                          f"adapters, so the mistake is in {fn} itself, not in a part it calls)",)
+        explained(error, lambda: diagnose_outputs(oracle, fn, truth, produced, tol, wrt, cotangent_seed, dtype))
         raise
 
 
-def assert_unchanged(got: Tensor, expected: Tensor, what: str, tol: Tolerance | None = None) -> None:
-    assert_close(got, expected, tol or EXACT64, what)
+def assert_unchanged(got: Tensor, expected: Tensor, what: str, tol: Tolerance | None = None, component: str | None = None) -> None:
+    """A reference-free property: float32 results to the component's row, float64 ones to float64 precision."""
+    if tol is None:
+        tol = property_tolerance(component) if component else EXACT64
+    assert_close(got, expected, tol, what)
+
+
+def property_or_own_parts(check: Callable[[], None], impl, fn: str, composition: Callable, calls: Sequence[dict],
+                          component: str) -> None:
+    """Run a property check of a composite; if it fails, excuse it when, on every call it made, the
+    composite equals the composition of the submission's own parts (then a part is at fault, and
+    that part's own item pays for it)."""
+    try:
+        check()
+    except Mismatch as failure:
+        tol = property_tolerance(component)
+        for kwargs in calls:
+            try:
+                got = {"output": getattr(impl, fn)(**kwargs).detach()}
+                explained_by_parts = own_composition_agrees(impl, fn, composition, kwargs, got, tol)
+            except NO_RESULT:
+                explained_by_parts = False
+            if not explained_by_parts:
+                raise failure from None
 
 
 def count_flops(bound, fn: str, **kwargs) -> tuple[int, Exception | None]:

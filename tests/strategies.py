@@ -14,8 +14,11 @@ import torch
 from hypothesis import strategies as st
 from torch import Tensor
 
+from lmgrade.layouts import LAYOUTS
+
 seeds = st.integers(min_value=0, max_value=2**31 - 1)
-float_dtypes = st.sampled_from([torch.float32, torch.float64])
+# Memory layouts of the inputs (lmgrade.layouts): sliced, transposed, permuted leading dims, expanded.
+layouts = st.sampled_from(LAYOUTS)
 leading_dims = st.sampled_from([(), (1,), (3,), (2, 3)])
 # Magnitudes of drawn values; 0.01 makes RMSNorm's eps matter, 10 stresses softmax/exp.
 scales = st.sampled_from([0.01, 1.0, 10.0])
@@ -88,16 +91,6 @@ def randn(shape, seed: int, scale: float = 1.0, dtype=torch.float64) -> Tensor:
 
 def randint(high: int, shape, seed: int) -> Tensor:
     return torch.randint(0, high, tuple(shape), generator=generator(seed))
-
-
-def noncontiguous(t: Tensor) -> Tensor:
-    """The same values, laid out with stride 2 in the last dimension."""
-    if t.dim() == 0:
-        return t
-    wide = t.new_zeros(*t.shape[:-1], 2 * t.shape[-1])
-    wide[..., ::2] = t
-    view = wide[..., ::2]
-    return view
 
 
 def lm_weights(config: LMConfig, seed: int, prefix: str = "") -> dict[str, Tensor]:

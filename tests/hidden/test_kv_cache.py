@@ -7,24 +7,26 @@ from hypothesis import strategies as st
 from lmgrade.compare import Mismatch
 from lmgrade.diagnosis import diagnose_measurement, explained
 
-from ..checks import check_against_reference, count_flops
-from ..strategies import LM_CONFIGS, cached_lm_cases, chunk_schedules, float_dtypes
+from .. import compositions
+from ..checks import check_against_reference, count_flops, on
+from ..strategies import LM_CONFIGS, cached_lm_cases, chunk_schedules, layouts
 from ..test_lm import lm_args
 
 
-@given(case=cached_lm_cases, dtype=float_dtypes, data=st.data())
-def test_chunked_forward_matches_reference_logits(impl, oracle, device, case, dtype, data):
+@given(case=cached_lm_cases, layout=layouts, data=st.data())
+def test_chunked_forward_matches_reference_logits(impl, oracle, device, case, layout, data):
     config, batch, seq, seed = case
     schedule = data.draw(chunk_schedules(seq), label="chunk_sizes")
     args = dict(lm_args(config, batch, seq, seed), chunk_sizes=schedule)
-    check_against_reference(impl, oracle, "run_transformer_lm_incremental", args, component="lm", dtype=dtype, device=device)
+    check_against_reference(impl, oracle, "run_transformer_lm_incremental", args, component="kv_cache", device=device,
+                            layout=layout, composition=compositions.transformer_lm_incremental)
 
 
 def test_a_cached_decoding_step_costs_no_more_than_twice_the_reference_step(impl, oracle):
     """FLOPs of one cached step, measured against the reference's own cached step (not a formula)."""
     config = LM_CONFIGS[2]
     prefix = config.context_length - 1
-    args = lm_args(config, 1, prefix + 1, seed=5)
+    args = on(lm_args(config, 1, prefix + 1, seed=5))
 
     def step_flops(bound) -> int:
         with torch.no_grad():

@@ -4,17 +4,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ..checks import check_against_reference
-from ..strategies import float_dtypes, leading_dims, model_dims, scales, seeds
+from ..strategies import layouts, leading_dims, model_dims, scales, seeds
 from ..test_swiglu import SWIGLU_WRT, silu_args, swiglu_args
 
 
-@given(lead=leading_dims, scale=scales, dtype=float_dtypes, strided=st.booleans(), seed=seeds)
-def test_silu_matches_reference_forward_and_backward(impl, oracle, device, lead, scale, dtype, strided, seed):
+@given(lead=leading_dims, scale=scales, layout=layouts, seed=seeds)
+def test_silu_matches_reference_forward_and_backward(impl, oracle, device, lead, scale, layout, seed):
     check_against_reference(impl, oracle, "run_silu", silu_args(lead, seed, scale), wrt=["in_features"],
-                            component="silu", dtype=dtype, device=device, strided=strided)
+                            component="silu", device=device, layout=layout)
 
 
-@given(lead=leading_dims, d_model=model_dims, d_ff=st.sampled_from([24, 40]), scale=scales, dtype=float_dtypes, strided=st.booleans(), seed=seeds)
-def test_swiglu_matches_reference_forward_and_backward(impl, oracle, device, lead, d_model, d_ff, scale, dtype, strided, seed):
+@given(lead=leading_dims, d_model=model_dims, d_ff=st.sampled_from([24, 40]), scale=scales, layout=layouts, seed=seeds)
+def test_swiglu_matches_reference_forward_and_backward(impl, oracle, device, lead, d_model, d_ff, scale, layout, seed):
     check_against_reference(impl, oracle, "run_swiglu", swiglu_args(lead, d_model, d_ff, seed, scale), wrt=SWIGLU_WRT,
-                            component="swiglu", dtype=dtype, device=device, strided=strided)
+                            component="swiglu", device=device, layout=layout)

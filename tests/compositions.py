@@ -1,0 +1,78 @@
+"""The reference compositions of a submission's own parts (SPEC §4.6).
+
+Each function computes a composite (attention, block, LM, KV cache) the way the reference
+composes it, but every part is the submission's own, called through its own adapters
+(`impl.run_*`). A composite that equals this is composed correctly even when a part is wrong;
+that part pays in its own item. The keyword arguments are the composite adapter's own.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+RMSNORM_EPS = 1e-5  # the SPEC model's RMSNorm eps (CS336's default)
+
+
+def _split_heads(t: Tensor, num_heads: int) -> Tensor:
+    """(..., seq, d_model) -> (..., heads, seq, d_head); projection rows are ordered (heads, d_head)."""
+    return t.unflatten(-1, (num_heads, t.shape[-1] // num_heads)).transpose(-3, -2)
+
+
+def multihead_self_attention(impl, d_model, num_heads, q_proj_weight, k_proj_weight, v_proj_weight, o_proj_weight,
+                             in_features, max_seq_len=None, theta=None, token_positions=None, rope=False) -> Tensor:
+    q, k, v = (_split_heads(impl.run_linear(d_model, d_model, w, in_features), num_heads)
+               for w in (q_proj_weight, k_proj_weight, v_proj_weight))  # (..., h, seq, d_head)
+    seq = in_features.shape[-2]
+    if rope:
+        if token_positions is None:
+            token_positions = torch.arange(seq, device=in_features.device)
+        positions = token_positions.unsqueeze(-2).expand(*q.shape[:-1])  # the same positions for every head
+        q = impl.run_rope(q.shape[-1], theta, max_seq_len, q, positions)
+        k = impl.run_rope(k.shape[-1], theta, max_seq_len, k, positions)
+    causal = torch.ones(seq, seq, dtype=torch.bool, device=in_features.device).tril()  # key j ≤ query i
+    out = impl.run_scaled_dot_product_attention(q, k, v, causal.expand(*q.shape[:-1], seq))
+    return impl.run_linear(d_model, d_model, o_proj_weight, out.transpose(-3, -2).flatten(-2))
+
+
+def multihead_self_attention_with_rope(impl, d_model, num_heads, max_seq_len, theta, q_proj_weight, k_proj_weight,
+                                       v_proj_weight, o_proj_weight, in_features, token_positions=None) -> Tensor:
+    return multihead_self_attention(impl, d_model, num_heads, q_proj_weight, k_proj_weight, v_proj_weight,
+                                    o_proj_weight, in_features, max_seq_len, theta, token_positions, rope=True)
+
+
+def transformer_block(impl, d_model, num_heads, d_ff, max_seq_len, theta, weights, in_features) -> Tensor:
+    """x + attn(ln1(x)), then + ffn(ln2(·)), with the submission's RMSNorm, attention and SwiGLU."""
+    w = weights
+    normed = impl.run_rmsnorm(d_model, RMSNORM_EPS, w["ln1.weight"], in_features)
+    x = in_features + impl.run_multihead_self_attention_with_rope(
+        d_model, num_heads, max_seq_len, theta, w["attn.q_proj.weight"], w["attn.k_proj.weight"],
+        w["attn.v_proj.weight"], w["attn.output_proj.weight"], normed)
+    normed = impl.run_rmsnorm(d_model, RMSNORM_EPS, w["ln2.weight"], x)
+    return x + impl.run_swiglu(d_model, d_ff, w["ffn.w1.weight"], w["ffn.w2.weight"], w["ffn.w3.weight"], normed)
+
+
+def transformer_lm(impl, vocab_size, context_length, d_model, num_layers, num_heads, d_ff, rope_theta, weights,
+                   in_indices) -> Tensor:
+    """embedding → the submission's own blocks → ln_final → lm_head."""
+    x = impl.run_embedding(vocab_size, d_model, weights["token_embeddings.weight"], in_indices)
+    for i in range(num_layers):
+        prefix = f"layers.{i}."
+        layer = {name[len(prefix):]: value for name, value in weights.items() if name.startswith(prefix)}
+        x = impl.run_transformer_block(d_model, num_heads, d_ff, context_length, rope_theta, layer, x)
+    x = impl.run_rmsnorm(d_model, RMSNORM_EPS, weights["ln_final.weight"], x)
+    return impl.run_linear(d_model, vocab_size, weights["lm_head.weight"], x)
+
+
+def transformer_lm_incremental(impl, chunk_sizes, **lm_args) -> Tensor:
+    """What a KV cache must reproduce: the submission's own full forward."""
+    return impl.run_transformer_lm(**lm_args)
+
+
+COMPOSITIONS = {
+    "run_multihead_self_attention": multihead_self_attention,
+    "run_multihead_self_attention_with_rope": multihead_self_attention_with_rope,
+    "run_transformer_block": transformer_block,
+    "run_transformer_lm": transformer_lm,
+    "run_transformer_lm_incremental": transformer_lm_incremental,
+}
