@@ -64,9 +64,10 @@ def _catalogue():
     return BUGS, load_rubric()
 
 
-def candidate_groups(fn: str) -> list[list]:
-    """Bugs that may explain a wrong `fn`, most likely first: those of its own component, then
-    those of the components it builds on (its rubric requirements, transitively)."""
+def candidate_groups(fn: str, dtype: torch.dtype | None = None) -> list[list]:
+    """Bugs that may explain a wrong `fn`, most likely first: dtype bugs when the case is not
+    float32, then those of its own component, then those of the components it builds on
+    (transitively)."""
     found = _catalogue()
     own = COMPONENT_OF.get(fn)
     if found is None or own is None:
@@ -83,7 +84,18 @@ def candidate_groups(fn: str) -> list[list]:
                         required.append(requirement)
                         frontier.append(requirement)
     groups = [[b for b in bugs if component(b.item) == own], [b for b in bugs if component(b.item) in required]]
+    if dtype is not None and dtype != torch.float32:
+        groups.insert(0, [b for b in bugs if component(b.item) == "dtype"])
     return [group for group in groups if group]
+
+
+def diagnose_exception(item_id: str | None, message: str) -> str | None:
+    """The description of a catalogued bug of the item's component that raises this error."""
+    found = _catalogue()
+    if found is None or not item_id or not message:
+        return None
+    matches = [b.description for b in found[0] if b.raises and component(b.item) == component(item_id) and b.raises in message]
+    return " — or equally — ".join(dict.fromkeys(matches)) or None
 
 
 class _Materialised:
@@ -114,10 +126,10 @@ class _Materialised:
 bound_variant = _Materialised()
 
 
-def catalogued_bugs(fn: str) -> Iterator[list[tuple[str, Any]]]:
+def catalogued_bugs(fn: str, dtype: torch.dtype | None = None) -> Iterator[list[tuple[str, Any]]]:
     """[(description, bound adapters of the bug variant)] per candidate group (see candidate_groups),
     each group loaded only when the ones before it explained nothing."""
-    for group in candidate_groups(fn):
+    for group in candidate_groups(fn, dtype):
         loaded = [(bug.description, bound) for bug in group if (bound := bound_variant(bug)) is not None]
         if loaded:
             yield loaded
@@ -148,11 +160,10 @@ def _agrees(got: dict[str, Tensor], expected: dict[str, Tensor] | None, tol: Tol
         return False
 
 
-def _first_matches(oracle, fn: str, agrees: Callable[[Any], bool]) -> str | None:
-    groups = getattr(oracle, "catalogued_bugs", None)
-    if groups is None:  # the snapshot oracle of the handout: no catalogue, no diagnosis
+def _first_matches(oracle, fn: str, agrees: Callable[[Any], bool], dtype: torch.dtype | None = None) -> str | None:
+    if getattr(oracle, "catalogued_bugs", None) is None:  # the snapshot oracle of the handout: no catalogue, no diagnosis
         return None
-    for group in groups(fn):
+    for group in catalogued_bugs(fn, dtype):
         matches = [description for description, bound in group if agrees(bound)]
         if matches:
             return " — or equally — ".join(dict.fromkeys(matches))
@@ -193,7 +204,7 @@ def diagnose_outputs(
         return False
 
     try:
-        return _first_matches(oracle, fn, agrees)
+        return _first_matches(oracle, fn, agrees, dtype)
     except Exception:
         return None
 

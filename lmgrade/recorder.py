@@ -16,8 +16,20 @@ from .scoring import ERROR, FAILED, NOT_IMPLEMENTED, PASSED, SKIPPED, TIMEOUT, T
 MAX_MESSAGE = 2500
 
 
-def classify(excinfo: pytest.ExceptionInfo) -> tuple[str, str, str]:
+def classify(excinfo: pytest.ExceptionInfo, item_id: str | None = None) -> tuple[str, str, str]:
     """(outcome, message for visible items, category safe for hidden items)."""
+    outcome, message, category = _classify(excinfo)
+    if outcome == FAILED and LIKELY_CAUSE not in message:
+        from .diagnosis import diagnose_exception
+
+        cause = diagnose_exception(item_id, message)
+        if cause:
+            message += f"\n{LIKELY_CAUSE}{cause}"
+            category += f"; {LIKELY_CAUSE}{cause}"
+    return outcome, message, category
+
+
+def _classify(excinfo: pytest.ExceptionInfo) -> tuple[str, str, str]:
     error = excinfo.value
     message = str(error).strip()
     notes = getattr(error, "__notes__", None)
@@ -61,7 +73,8 @@ class Recorder:
         return self.rubric.item_of(nodeid) is not None
 
     def note_exception(self, report: pytest.TestReport, excinfo: pytest.ExceptionInfo) -> None:
-        outcome, message, category = classify(excinfo)
+        owner = self.rubric.item_of(report.nodeid)
+        outcome, message, category = classify(excinfo, owner.id if owner else None)
         self._failures[report.nodeid] = (outcome, _trim(message), category)
         if outcome in (NOT_IMPLEMENTED, TIMEOUT):
             report.longrepr = f"{outcome}: {message}"

@@ -30,6 +30,9 @@ class Variant:
     # A bug must lose this item; a valid alternative (item None) must pass `checked_items`.
     item: str | None = None
     checked_items: tuple[str, ...] = field(default=())
+    # For a bug that crashes rather than computes wrong values: a substring of the error it
+    # raises (e.g. torch's "view size is not compatible"), so the diagnosis can name it.
+    raises: str = ""
 
     @property
     def is_bug(self) -> bool:
@@ -40,8 +43,8 @@ class Variant:
         return (self.item,) if self.is_bug else self.checked_items
 
 
-def bug(name: str, item: str, description: str, *edits: tuple[str, str, str]) -> Variant:
-    return Variant(name, description, tuple(Edit(*e) for e in edits), item=item)
+def bug(name: str, item: str, description: str, *edits: tuple[str, str, str], raises: str = "") -> Variant:
+    return Variant(name, description, tuple(Edit(*e) for e in edits), item=item, raises=raises)
 
 
 def alternative(name: str, description: str, checked_items: tuple[str, ...], *edits: tuple[str, str, str]) -> Variant:

@@ -35,8 +35,13 @@ BUGS = [
     # --- Linear ----------------------------------------------------------------------------------
     bug("linear_weight_not_transposed", "linear", "Linear computes x W instead of x Wᵀ (it reads the (d_out, d_in) weight as (d_in, d_out))",
         ("layers.py", LINEAR_FORWARD, 'return einx.dot("... d_in, d_in d_out -> ... d_out", x, self.weight)')),
-    bug("linear_computes_in_float32", "linear", "Linear casts its input and weight to float32, so float64 inputs come back as float32",
+    bug("linear_computes_in_float32", "dtype", "Linear casts its input and weight to float32, so float64 inputs come back as float32",
         ("layers.py", LINEAR_FORWARD, 'return einx.dot("... d_in, d_out d_in -> ... d_out", x.float(), self.weight.float())')),
+    bug("linear_flattens_with_view", "linear", "Linear flattens the leading dimensions with .view(-1, d_in), which fails on inputs whose leading dimensions are permuted or transposed in memory (use .reshape, or an einsum over ...)",
+        ("layers.py", LINEAR_FORWARD,
+         "flat = x.view(-1, x.shape[-1])\n"
+         '        return einx.dot("n d_in, d_out d_in -> n d_out", flat, self.weight).view(*x.shape[:-1], self.weight.shape[0])'),
+        raises="view size is not compatible"),
     # --- Embedding -------------------------------------------------------------------------------
     bug("embedding_scaled_by_sqrt_d_model", "embedding", "Embedding multiplies the looked-up rows by √d_model (as the original Transformer did), which the SPEC does not",
         ("layers.py", "return self.weight[token_ids]", "return self.weight[token_ids] * math.sqrt(self.weight.shape[-1])")),
@@ -52,8 +57,10 @@ BUGS = [
     bug("rmsnorm_gain_before_normalising", "rmsnorm", "RMSNorm multiplies by the gain before normalising, so the gain is normalised away",
         ("layers.py", f"inv_rms = {INV_RMS}\n        return (x * inv_rms * self.weight.to(x.dtype)).to(in_dtype)",
          f"x = x * self.weight.to(x.dtype)\n        inv_rms = {INV_RMS}\n        return (x * inv_rms).to(in_dtype)")),
-    bug("rmsnorm_without_upcast", "rmsnorm", "RMSNorm squares 16-bit inputs in their own dtype instead of float32 (x² overflows in float16)",
+    bug("rmsnorm_without_upcast", "dtype", "RMSNorm squares 16-bit inputs in their own dtype instead of float32 (x² overflows in float16)",
         ("layers.py", "        x = x.to(torch.promote_types(in_dtype, torch.float32))\n", "")),
+    bug("rmsnorm_eps_zero_means_default", "rmsnorm", "RMSNorm reads eps=0.0 as 'not given' (eps or 1e-5) and adds 1e-5 anyway",
+        ("layers.py", "        self.eps = eps\n", "        self.eps = eps or 1e-5\n")),
     # --- SiLU and SwiGLU -------------------------------------------------------------------------
     bug("swiglu_w1_w3_swapped", "swiglu", "SwiGLU gates the W3 branch and multiplies by W1 (W1 and W3 swapped)",
         ("layers.py", SWIGLU_FORWARD, "self.w2(silu(self.w3(x)) * self.w1(x))")),
@@ -111,6 +118,11 @@ BUGS = [
         ("attention.py", "        if token_positions is None:\n            token_positions = torch.arange(past, past + seq, device=x.device)",
          "        token_positions = torch.arange(past, past + seq, device=x.device)")),
     # --- RoPE ------------------------------------------------------------------------------------
+    bug("rope_table_in_float32", "dtype", "RoPE builds its cos/sin table in float32, so float64 inputs are rotated with float32 precision",
+        ("attention.py", "pair = torch.arange(d_k // 2, dtype=torch.float64, device=device)",
+         "pair = torch.arange(d_k // 2, dtype=torch.float32, device=device)"),
+        ("attention.py", "positions = torch.arange(max_seq_len, dtype=torch.float64, device=device)",
+         "positions = torch.arange(max_seq_len, dtype=torch.float32, device=device)")),
     bug("rope_half_split_pairs", "rope", "RoPE rotates pairs (k, k + d/2) (rotate-half) instead of interleaved pairs (2k, 2k+1)",
         ("attention.py", "pairs = x.unflatten(-1, (-1, 2))", "pairs = x.unflatten(-1, (2, -1)).transpose(-1, -2)"),
         ("attention.py", "return rotated.flatten(-2)", "return rotated.transpose(-1, -2).flatten(-2)")),
