@@ -4,16 +4,20 @@ One check each, run in parallel (child pytest processes through `lmgrade.grade.g
 
 - the reference, on the whole suite: full marks on every item;
 - the stubs, on the whole suite: 0 on every item, each "not implemented";
-- every catalogued bug (lmgrade.bugs), on the tests of its own rubric item only: that item
-  loses points, and at least one of its failure messages (the category, for a hidden item)
-  names the bug's own description: the diagnosis recognises it;
+- every catalogued bug (lmgrade.bugs), on the tests of its own component (the item and its
+  hidden twin) and of every item built on that component (SPEC §4.6): its own item loses
+  points, at least one of its failure messages (the category, for a hidden item) names the
+  bug's own description (the diagnosis recognises it), and no item of another component
+  loses anything: each mistake is charged once, in its own item;
 - every valid alternative, on the items it touches (and their hidden twins): full marks.
 
-A bug's run stops at its first failure that is diagnosed as itself (reference comparisons
-run first, since they carry the diagnosis): that failure already proves both points.
+A bug's run takes the items built on its component first, then its own, and stops at its
+first own failure that is diagnosed as itself (reference comparisons first, since they carry
+the diagnosis): that failure already proves the own-item points.
 
-Output: a line per check as it finishes, the kill matrix (bug × item: ✓ lost points, · kept
-them, blank: not run), and a closing line `N passed, M failed`. Exit status 1 if any failed.
+Output: a line per check as it finishes, the "charged where" matrix (bug × item: ✓ lost
+points, · kept them, blank: not run), and a closing line `N passed, M failed`. Exit status 1
+if any failed.
 
 This module is also the small pytest plugin (`-p lmgrade.selfcheck`) that orders the
 reference comparisons first and stops a bug's run early.
@@ -46,13 +50,20 @@ PROFILE = "grading"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--selfcheck-stop-on", default=None, metavar="TEXT",
-                     help="(lmgrade selfcheck) stop at the first graded failure whose message names TEXT")
+                     help="(lmgrade selfcheck) stop at the first graded failure of an own test whose message names TEXT")
+    parser.addoption("--selfcheck-own", action="append", default=[], metavar="PATH",
+                     help="(lmgrade selfcheck) the bug's own test files; the others run first and never stop the run")
+
+
+def _is_own(config: pytest.Config, nodeid: str) -> bool:
+    own = config.getoption("selfcheck_own")
+    return not own or nodeid.split("::")[0] in own
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
-    if config.getoption("selfcheck_stop_on"):  # reference comparisons first: they carry the diagnosis
-        items.sort(key=lambda item: "oracle" not in getattr(item, "fixturenames", ()))
+    if config.getoption("selfcheck_stop_on"):  # items built on the bug's first; then reference comparisons: they carry the diagnosis
+        items.sort(key=lambda item: (_is_own(config, item.nodeid), "oracle" not in getattr(item, "fixturenames", ())))
 
 
 @pytest.hookimpl(trylast=True)  # after the recorder has recorded the outcome
@@ -63,7 +74,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     wanted = session.config.getoption("selfcheck_stop_on")
     recorder = session.config.pluginmanager.get_plugin("lmgrade-recorder")
     record = recorder.records.get(report.nodeid) if recorder else None
-    if wanted and record is not None and (wanted in record.message or wanted in record.category):
+    if wanted and record is not None and _is_own(session.config, report.nodeid) and (wanted in record.message or wanted in record.category):
         session.shouldfail = "lmgrade selfcheck: the bug was caught and diagnosed"
 
 
@@ -142,15 +153,42 @@ def check_stubs(isolate: bool | None = None) -> Check:
     return check
 
 
+def component(item_id: str) -> str:
+    return item_id.split(".")[0]
+
+
+def built_on(own: str, rubric) -> list[str]:
+    """Visible items whose code calls component `own`, directly or through others (rubric `builds_on`)."""
+    found: list[str] = []
+    frontier = [own]
+    while frontier:
+        current = frontier.pop(0)
+        for item in rubric.items:
+            if item.visible and current in item.builds_on and item.id not in found and component(item.id) != own:
+                found.append(item.id)
+                frontier.append(component(item.id))
+    return found
+
+
 def grade_variant(variant: Variant, workdir: Path, isolate: bool | None = None):
-    """Grade a variant on the tests it is checked by; returns (Grade, the test paths run)."""
+    """Grade a variant on the tests it is checked by; returns (Grade, the test paths run).
+
+    A bug runs on its own component (the item and its hidden twin) and on the visible items
+    built on that component, to show it costs points there and only there."""
     from .grade import Selection
     from .rubric import load_rubric
 
     submission = materialise(variant, workdir)
     rubric = load_rubric()
-    tests = [path for item in variant.items_to_run for path in rubric.by_id(item).tests]
-    extra = ["-p", "lmgrade.selfcheck", f"--selfcheck-stop-on={variant.description}"] if variant.is_bug else None
+    if variant.is_bug:
+        own = [item.id for item in rubric.items if component(item.id) == component(variant.item)]
+        own_tests = [path for item in own for path in rubric.by_id(item).tests]
+        tests = own_tests + [path for item in built_on(component(variant.item), rubric) for path in rubric.by_id(item).tests]
+        extra = ["-p", "lmgrade.selfcheck", f"--selfcheck-stop-on={variant.description}",
+                 *[f"--selfcheck-own={path.split('::')[0]}" for path in own_tests]]
+    else:
+        tests = [path for item in variant.items_to_run for path in rubric.by_id(item).tests]
+        extra = None
     return _grade(Selection(submission=str(submission)), tests=tests, extra=extra, isolate=isolate), tests
 
 
@@ -162,14 +200,19 @@ def check_bug(variant: Variant, workdir: Path, isolate: bool | None = None) -> C
     texts = [r.message if own.item.visible else r.category for r in own.records if r.outcome != "passed"]
     check.diagnosed = any(variant.description in text for text in texts)
     lost = own.score < own.max_score
-    check.passed = lost and check.diagnosed
+    elsewhere = [s for s in ran if component(s.item.id) != component(variant.item) and s.score < s.max_score]
+    check.passed = lost and check.diagnosed and not elsewhere
     if not lost:
         check.detail = f"NOT CAUGHT: {_points(own)} ({variant.description})"
+    elif elsewhere:
+        check.detail = (f"lost {_points(own)} but CHARGED TWICE: also " +
+                        "; ".join(f"{_points(s)} ({s.reason[:200]})" for s in elsewhere))
     elif not check.diagnosed:
         first = next((t for t in texts if t), own.reason)
         check.detail = f"lost {_points(own)} but NOT DIAGNOSED as itself; first failure: {first[:400]}"
     else:
-        check.detail = f"lost {_points(own)}, diagnosed"
+        kept = [s.item.id for s in ran if component(s.item.id) != component(variant.item)]
+        check.detail = f"lost {_points(own)}, diagnosed" + (f"; kept full marks on {', '.join(kept)}" if kept else "")
     return check
 
 
@@ -254,13 +297,17 @@ def main(jobs: int | None = None, only: list[str] | None = None, isolate: bool |
     checks = _run_checks(jobs, set(only) if only else None, isolate, out)
     bug_checks = [c for c in checks if c.kind == "bug"]
     if bug_checks:
-        print("\nKill matrix (✓ the item lost points, · it kept them, blank: not run):", file=out)
+        print("\nCharged where (✓ the item lost points, · it kept them, blank: not run); a bug must lose points "
+              "in its own component's items and nowhere else:", file=out)
         print(kill_matrix(bug_checks, [item.id for item in load_rubric().items]), file=out)
     alternatives = [c for c in checks if c.kind == "alternative"]
     own_item = {v.name: v.item for v in BUGS}
     killed = sum(1 for c in bug_checks if c.lost.get(own_item[c.name]))
+    once = sum(1 for c in bug_checks if not any(lost for item, lost in c.lost.items()
+                                                  if component(item) != component(own_item[c.name])))
     diagnosed = sum(1 for c in bug_checks if c.diagnosed)
-    print(f"\nbugs caught in their own item: {killed}/{len(bug_checks)}; diagnosed as themselves: {diagnosed}/{len(bug_checks)}; "
+    print(f"\nbugs caught in their own item: {killed}/{len(bug_checks)}; charged nowhere else: {once}/{len(bug_checks)}; "
+          f"diagnosed as themselves: {diagnosed}/{len(bug_checks)}; "
           f"alternatives with full marks: {sum(c.passed for c in alternatives)}/{len(alternatives)}; "
           f"wall time {time.perf_counter() - start:.0f} s", file=out)
     failed = [c for c in checks if not c.passed]

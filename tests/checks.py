@@ -112,7 +112,7 @@ def check_against_reference(
     layout: str = "contiguous",
     cotangent_seed: int = 0,
     tol: Tolerance | None = None,
-    composition: Callable | None = None,
+    composition: Callable | Sequence[Callable] | None = None,
 ) -> None:
     """Output (and gradients w.r.t. each path in wrt) of impl equal the float64 reference's.
 
@@ -141,8 +141,9 @@ def check_against_reference(
             what = f"{fn} {'output' if name == 'output' else 'gradient w.r.t. ' + name[5:]} vs the reference"
             assert_close(got[name], value, tol, what)
     except Mismatch as error:
-        if composition is not None and got is not None and own_composition_agrees(
-                impl, fn, composition, impl_args, got, tol, wrt, cotangent_seed):
+        compositions = (composition,) if callable(composition) else tuple(composition or ())
+        if got is not None and any(own_composition_agrees(impl, fn, c, impl_args, got, tol, wrt, cotangent_seed)
+                                   for c in compositions):
             return  # right composition of the submission's own parts: a part's mistake is charged in its own item
         produced = got if got is not None else error.outputs
         if composition is not None and got is not None:
@@ -159,8 +160,8 @@ def assert_unchanged(got: Tensor, expected: Tensor, what: str, tol: Tolerance | 
     assert_close(got, expected, tol, what)
 
 
-def property_or_own_parts(check: Callable[[], None], impl, fn: str, composition: Callable, calls: Sequence[dict],
-                          component: str) -> None:
+def property_or_own_parts(check: Callable[[], None], impl, fn: str, composition: Callable | Sequence[Callable],
+                          calls: Sequence[dict], component: str) -> None:
     """Run a property check of a composite; if it fails, excuse it when, on every call it made, the
     composite equals the composition of the submission's own parts (then a part is at fault, and
     that part's own item pays for it)."""
@@ -168,10 +169,11 @@ def property_or_own_parts(check: Callable[[], None], impl, fn: str, composition:
         check()
     except Mismatch as failure:
         tol = property_tolerance(component)
+        compositions = (composition,) if callable(composition) else tuple(composition)
         for kwargs in calls:
             try:
                 got = {"output": getattr(impl, fn)(**kwargs).detach()}
-                explained_by_parts = own_composition_agrees(impl, fn, composition, kwargs, got, tol)
+                explained_by_parts = any(own_composition_agrees(impl, fn, c, kwargs, got, tol) for c in compositions)
             except NO_RESULT:
                 explained_by_parts = False
             if not explained_by_parts:

@@ -114,8 +114,8 @@ def test_multihead_attention_default_positions_are_0_to_seq_minus_1(impl, config
 @pytest.mark.parametrize("lead, queries, keys, d_v, with_mask, seed", FIXED_SDPA)
 def test_attention_matches_reference_on_fixed_cases(impl, oracle, device, lead, queries, keys, d_v, with_mask, seed):
     args = sdpa_args(lead, queries, keys, 8, d_v, seed, with_mask)
-    check_against_reference(impl, oracle, "run_scaled_dot_product_attention", args, wrt=SDPA_WRT,
-                            component="attention", device=device)
+    check_against_reference(impl, oracle, "run_scaled_dot_product_attention", args, wrt=SDPA_WRT, component="attention",
+                            device=device, composition=compositions.scaled_dot_product_attention)
 
 
 @pytest.mark.parametrize("config, batch, seq, seed", FIXED_MHA)
@@ -123,12 +123,13 @@ def test_attention_matches_reference_on_fixed_cases(impl, oracle, device, lead, 
 def test_multihead_attention_matches_reference_on_fixed_cases(impl, oracle, device, config, batch, seq, seed, rope):
     args = mha_args(config, batch, seq, seed, rope=rope, positions="shuffled" if seed == 1 else "default")
     fn = "run_multihead_self_attention_with_rope" if rope else "run_multihead_self_attention"
-    check_against_reference(impl, oracle, fn, args, wrt=MHA_WRT, component="attention", device=device)
+    check_against_reference(impl, oracle, fn, args, wrt=MHA_WRT, component="attention", device=device,
+                            composition=compositions.COMPOSITIONS[fn])
 
 
 @pytest.mark.parametrize("config, seed", [(LM_CONFIGS[0], 3), (LM_CONFIGS[1], 4)])
 def test_multihead_attention_with_per_row_positions_matches_reference_when_batch_equals_heads(impl, oracle, device, config, seed):
     """batch == heads: positions of shape (batch, seq) broadcast against the heads axis without a shape error."""
     args = mha_args(config, config.num_heads, config.context_length // 2, seed, rope=True, positions="shuffled")
-    check_against_reference(impl, oracle, "run_multihead_self_attention_with_rope", args, wrt=MHA_WRT,
-                            component="attention", device=device)
+    check_against_reference(impl, oracle, "run_multihead_self_attention_with_rope", args, wrt=MHA_WRT, component="attention",
+                            device=device, composition=compositions.multihead_self_attention_with_rope)

@@ -14,8 +14,8 @@ from ..test_attention import ATTENTION_SIZES, MHA_WRT, SDPA_WRT, mha_args, sdpa_
 def test_attention_matches_reference_forward_and_backward(impl, oracle, device, lead, sizes, d_v, with_mask, scale, layout, seed):
     queries, keys = sizes
     args = sdpa_args(lead, queries, keys, 8, d_v, seed, with_mask, scale=min(scale, 1.0))
-    check_against_reference(impl, oracle, "run_scaled_dot_product_attention", args, wrt=SDPA_WRT,
-                            component="attention", device=device, layout=layout)
+    check_against_reference(impl, oracle, "run_scaled_dot_product_attention", args, wrt=SDPA_WRT, component="attention",
+                            device=device, layout=layout, composition=compositions.scaled_dot_product_attention)
 
 
 @given(case=lm_cases(), lead=st.sampled_from([(), (2,)]), positions=st.sampled_from(["default", "shuffled"]), layout=layouts)

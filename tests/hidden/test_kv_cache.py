@@ -19,7 +19,7 @@ def test_chunked_forward_matches_reference_logits(impl, oracle, device, case, la
     schedule = data.draw(chunk_schedules(seq), label="chunk_sizes")
     args = dict(lm_args(config, batch, seq, seed), chunk_sizes=schedule)
     check_against_reference(impl, oracle, "run_transformer_lm_incremental", args, component="kv_cache", device=device,
-                            layout=layout, composition=compositions.transformer_lm_incremental)
+                            layout=layout, composition=compositions.KV_CACHE)
 
 
 def test_a_cached_decoding_step_costs_no_more_than_twice_the_reference_step(impl, oracle):
