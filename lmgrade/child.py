@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import importlib.abc
 import sys
+import threading
 import traceback
 from collections import OrderedDict
 
@@ -83,13 +84,35 @@ class Server:
 
         args = wire.decode(header["args"], tensors, rebuild)
         detector = ForbiddenCallDetector(forbidden_for(header.get("item")))
-        counter = FlopCounterMode(display=False) if header.get("count_flops") else contextlib.nullcontext()
-        self.counter = counter if header.get("count_flops") else None
+        counting = bool(header.get("count_flops"))
+        counter = FlopCounterMode(display=False) if counting else contextlib.nullcontext()
+        m, n, k = header.get("canary", [2, 2, 2])
+        self.canary = {"detector_canary": False}
+        threads_before = threading.active_count()
+
+        def flop_canary():
+            if counting:
+                before = counter.get_total_flops()
+                torch.mm(torch.ones(m, k), torch.ones(k, n))
+                return counter.get_total_flops() - before
+            return 0
+
         with torch.set_grad_enabled(bool(header["grad"])), detector, counter:
-            output = function(*args)
+            seen_before = detector.canary()
+            first = flop_canary()
+            try:
+                output = function(*args)
+            finally:
+                # The grader's own calls after the submission's: the detector and the counter must still see them.
+                self.canary["detector_canary"] = seen_before and detector.canary()
+                last = flop_canary()
+                if counting:
+                    self.canary["canary_flops"] = [first, last]
+                    self.canary["flops"] = counter.get_total_flops()
+                self.canary["threads_started"] = threading.active_count() > threads_before
         violation = detector.report(header.get("item"))
         if violation:
-            return {"ok": False, "kind": "forbidden", "message": violation}, None
+            return {"ok": False, "kind": "forbidden", "message": violation, "violations": detector.sites}, None
         reply = {"ok": True, "handle": None}
         if isinstance(output, torch.Tensor) and output.requires_grad and grad_inputs:
             handle = self.next_handle = self.next_handle + 1
@@ -128,9 +151,8 @@ class Server:
                 tb = traceback.format_exception(type(error), error, error.__traceback__)
                 reply, out = {"ok": False, "kind": "error", "type": type(error).__name__,
                               "message": str(error)[:2000], "traceback": "".join(tb[-6:])[-4000:]}, None
-            if getattr(self, "counter", None) is not None:  # FLOPs of the call, also when it raised
-                reply["flops"] = self.counter.get_total_flops()
-                self.counter = None
+            reply.update(getattr(self, "canary", None) or {})  # canaries and FLOPs, also when it raised
+            self.canary = None
             wire.send(reply_fd, reply, out)
 
 

@@ -35,28 +35,44 @@ def _add_grading_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS", help="per-test time limit (default 120)")
     parser.add_argument("--no-isolation", dest="isolate", action="store_false",
                         help="run the submission inside the test process (faster; only for trusted code)")
+    parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                        help="time for the whole grading of one submission (default: the rubric's time_budget_seconds)")
+    parser.add_argument("--no-sandbox", dest="sandbox", action="store_const", const="none", default=None,
+                        help="run untrusted code even where no sandbox tier can be made (only for code you trust)")
 
 
 def _selection(args: argparse.Namespace) -> Selection:
     return Selection(impl=args.impl or "student", adapters=args.adapters, submission=args.submission)
 
 
+def grade_notes(result: Grade) -> str:
+    """The lines every output carries: which sandbox ran the code, what ran out of time."""
+    lines = [result.sandbox] if result.sandbox else []
+    if result.timed_out:
+        budget = f" (time budget {result.time_budget:g} s)" if result.time_budget else ""
+        lines.append(f"ran out of time{budget}: " + ", ".join(result.timed_out))
+    return "\n".join(lines)
+
+
 def write_outputs(result: Grade, args: argparse.Namespace, title: str) -> None:
     if args.gradescope:
         Path(args.gradescope).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.gradescope).write_text(json.dumps(gradescope_results(result.scores, result.seconds), indent=2))
+        Path(args.gradescope).write_text(json.dumps(
+            gradescope_results(result.scores, result.seconds, output=grade_notes(result)), indent=2))
     if args.junit:
         Path(args.junit).parent.mkdir(parents=True, exist_ok=True)
         Path(args.junit).write_text(junit_xml(result.scores))
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report).write_text(markdown_report(result.scores, title))
+        Path(args.report).write_text(markdown_report(result.scores, title, notes=grade_notes(result).splitlines()))
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
     selection = _selection(args)
-    result = grade(selection, profile=args.profile, per_test_timeout=args.timeout, isolate=args.isolate, rubric=args.rubric)
+    result = grade(selection, profile=args.profile, per_test_timeout=args.timeout, isolate=args.isolate, rubric=args.rubric,
+                   time_budget=args.time_budget, sandbox_request=args.sandbox)
     print(scorecard_text(result.scores, result.rubric.total))
+    print(grade_notes(result))
     if result.rubric.not_counted:
         print(f"not part of the {result.rubric.name} rubric: " + "; ".join(result.rubric.not_counted))
     print(f"graded {selection.describe()} in {result.seconds:.1f} s")
@@ -68,7 +84,7 @@ def cmd_grade_all(args: argparse.Namespace) -> int:
     from .gradebook import grade_all
 
     grade_all(Path(args.directory), Path(args.csv), jobs=args.jobs, profile=args.profile, per_test_timeout=args.timeout,
-              isolate=args.isolate)
+              isolate=args.isolate, time_budget=args.time_budget, sandbox_request=args.sandbox)
     return 0
 
 

@@ -27,12 +27,17 @@ def forbidden_for(item_id: str | None) -> frozenset[str]:
     return forbidden - allow.get(component, frozenset())
 
 
+def _call_site_frame():
+    for frame in reversed(traceback.extract_stack(sys._getframe(3))):
+        if not any(part in frame.filename for part in _OURS) and "<frozen" not in frame.filename:
+            return frame
+    return None
+
+
 def _call_site() -> str:
     """The innermost frame that is the submission's own code (not torch, not the grader)."""
-    for frame in reversed(traceback.extract_stack(sys._getframe(2))):
-        if not any(part in frame.filename for part in _OURS) and "<frozen" not in frame.filename:
-            return f"{frame.filename}:{frame.lineno} ({frame.line})"
-    return "unknown call site"
+    frame = _call_site_frame()
+    return f"{frame.filename}:{frame.lineno} ({frame.line})" if frame else "unknown call site"
 
 
 class ForbiddenCallDetector(TorchFunctionMode):
@@ -42,12 +47,31 @@ class ForbiddenCallDetector(TorchFunctionMode):
         super().__init__()
         self.forbidden = forbidden
         self.violations: list[str] = []
+        self.sites: list[dict] = []  # the same, structured: {"function", "file", "line"}
+        self._in_canary = self.canary_seen = False
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = getattr(func, "__name__", "")
-        if name in self.forbidden and len(self.violations) < 5:
-            self.violations.append(f"{name} called at {_call_site()}")
+        if self._in_canary:
+            self.canary_seen = self.canary_seen or name == "softmax"
+        elif name in self.forbidden and len(self.violations) < 5:
+            frame = _call_site_frame()
+            where = f"{frame.filename}:{frame.lineno} ({frame.line})" if frame else "unknown call site"
+            self.violations.append(f"{name} called at {where}")
+            self.sites.append({"function": name, "file": frame.filename if frame else "?",
+                               "line": frame.lineno if frame else 0})
         return func(*args, **(kwargs or {}))
+
+    def canary(self) -> bool:
+        """Calls a forbidden function itself: True if this detector (still) sees it."""
+        import torch
+
+        self._in_canary, self.canary_seen = True, False
+        try:
+            torch.softmax(torch.zeros(2), 0)
+        finally:
+            self._in_canary = False
+        return self.canary_seen
 
     def report(self, item_id: str | None) -> str | None:
         if not self.violations:

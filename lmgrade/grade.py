@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .rubric import Rubric, load_rubric, rubric_path
-from .scoring import ItemScore, TestRecord, score_items
+from . import intake, sandbox
+from .scoring import TIMEOUT, ItemScore, TestRecord, score_items
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,6 +47,9 @@ class Grade:
     seconds: float
     pytest_exit_code: int
     log: str
+    sandbox: str = ""  # which sandbox tier ran the submission, in words
+    timed_out: list[str] = field(default_factory=list)  # items with a test that ran out of time
+    time_budget: float | None = None
 
     @property
     def score(self) -> float:
@@ -60,6 +65,18 @@ class GradingFailed(RuntimeError):
     """The grader itself could not run (not the submission's fault)."""
 
 
+_TIER_REQUEST = {"bwrap": "tier1", "uid": "tier2", "none": "none"}
+BACKSTOP_SECONDS = 45  # past the budget, the pytest run is killed whatever it is doing
+
+
+def _refused(rubric: Rubric, why: str) -> list[ItemScore]:
+    return [ItemScore(item, 0.0, "error", f"submission refused: {why}") for item in rubric.items]
+
+
+def _timed_out(scores: list[ItemScore]) -> list[str]:
+    return [s.item.id for s in scores if any(r.outcome == TIMEOUT for r in s.records)]
+
+
 def grade(
     selection: Selection,
     profile: str = "grading",
@@ -68,29 +85,77 @@ def grade(
     extra_pytest_args: list[str] | None = None,
     isolate: bool = True,
     rubric: str | None = None,
+    time_budget: float | None = None,
+    sandbox_request: str | None = None,
 ) -> Grade:
-    """rubric: a name ("default", "cs336") or a .toml path; the suite runs the tests it counts."""
+    """rubric: a name ("default", "cs336") or a .toml path; the suite runs the tests it counts.
+
+    time_budget: seconds for the whole grading (default: the rubric's `time_budget_seconds`);
+    each item gets a share of it, a test past the budget or its item's share times out.
+    sandbox_request: LMGRADE_SANDBOX's values (auto, tier1, tier2, none); none = --no-sandbox.
+    The submission is taken in (lmgrade.intake) to a private copy before anything runs.
+    """
     rubric_file = rubric_path(rubric)
     rubric = load_rubric(rubric_file)
+    budget = float(time_budget if time_budget is not None else rubric.time_budget_seconds)
+    if budget <= 0:
+        raise ValueError(f"the time budget must be positive, got {budget:g} s")
+    requested = sandbox_request if sandbox_request is not None else os.environ.get(sandbox.ENV, "auto")
+    tier = sandbox.detect(requested) if isolate else sandbox.Tier("none", "not isolated (--no-isolation): trusted code only")
+    trusted = not (selection.adapters or selection.submission)
+    if isolate and tier.name == "none" and not trusted and requested.strip().lower() != "none":
+        raise GradingFailed(f"{tier.detail}. Untrusted code is not graded without a sandbox; "
+                            "--no-sandbox grades it anyway (only for code you trust)")
     with tempfile.TemporaryDirectory(prefix="lmgrade-") as tmp:
+        try:
+            if selection.submission:
+                selection = Selection(impl=None, submission=str(intake.take_in_submission(
+                    Path(selection.submission), Path(tmp) / "submission")))
+            elif selection.adapters:
+                selection = Selection(impl=None, adapters=str(intake.take_in_file(
+                    Path(selection.adapters), Path(tmp) / "submission" / Path(selection.adapters).name)))
+        except (intake.SubmissionRefused, OSError) as error:
+            return Grade(_refused(rubric, str(error)), rubric, 0.0, 0, str(error), tier.describe(), [])
         results_path = Path(tmp) / "outcomes.json"
+        start_wall = time.time()
         command = [
             sys.executable, "-m", "pytest", *(tests or _selectors(rubric)), "-q", "-p", "no:cacheprovider", "--no-scorecard",
             f"--lmgrade-json={results_path}", f"--per-test-timeout={per_test_timeout}", *selection.pytest_args(),
-            f"--rubric={rubric_file}",
+            f"--rubric={rubric_file}", f"--lmgrade-deadline={start_wall + budget:.3f}",
             *(["--isolate"] if isolate else []), *(extra_pytest_args or []),
         ]
         env = dict(os.environ, LMGRADE_PROFILE=profile, PYTHONDONTWRITEBYTECODE="1")
+        env[sandbox.ENV] = _TIER_REQUEST[tier.name]  # the very tier reported here, never a silent other one
         start = time.perf_counter()
-        proc = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, env=env)
+        proc = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=env, start_new_session=True)
+        try:
+            log, _ = proc.communicate(timeout=budget + BACKSTOP_SECONDS)
+            returncode = proc.returncode
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            log, _ = proc.communicate()
+            returncode = -9
+            log = f"the grading ran past its time budget of {budget:g} s and was stopped\n" + (log or "")[-3000:]
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            if tier.as_uid:  # the submission's processes (uid derived from the pytest process's pid)
+                for uid in sandbox.uids_of_process(proc.pid):
+                    sandbox.kill_uid(uid)
         seconds = time.perf_counter() - start
-        log = proc.stdout + proc.stderr
-        if proc.returncode in (3, 4) or (proc.returncode == 2 and not results_path.exists()):
-            raise GradingFailed(f"pytest could not run the suite (exit {proc.returncode}):\n{log[-3000:]}")
+        if returncode in (3, 4) or (returncode == 2 and not results_path.exists()):
+            raise GradingFailed(f"pytest could not run the suite (exit {returncode}):\n{log[-3000:]}")
         if results_path.exists():
             outcome = json.loads(results_path.read_text())
             records = [TestRecord(**r) for r in outcome["records"]]
             collection_errors = outcome["collection_errors"]
         else:  # the child died before writing its outcomes: nothing it ran counts
             records, collection_errors = [], {}
-    return Grade(score_items(rubric, records, collection_errors), rubric, seconds, proc.returncode, log)
+    scores = score_items(rubric, records, collection_errors)
+    if returncode == -9:
+        for s in scores:
+            if not s.records:
+                s.status, s.reason = "timeout", f"the grading ran past its time budget of {budget:g} s"
+    return Grade(scores, rubric, seconds, returncode, log, tier.describe(), _timed_out(scores), budget)

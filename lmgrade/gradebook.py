@@ -74,8 +74,11 @@ def _grade_one(name: str, selection: Selection, out_dir: Path, max_score: float,
         (folder / "error.txt").write_text(f"{kind}: {error}\n\n{traceback.format_exc()}")
         return Row(name, None, max_score, f"{ERROR}: {kind}: {message[:200]}", seconds)
     status = GRADED if result.pytest_exit_code in (0, 1) else f"{GRADED} (pytest exit {result.pytest_exit_code})"
-    (folder / "results.json").write_text(json.dumps(gradescope_results(result.scores, result.seconds), indent=2))
-    (folder / "report.md").write_text(markdown_report(result.scores, f"Grade of {name}"))
+    from .cli import grade_notes
+
+    notes = grade_notes(result)
+    (folder / "results.json").write_text(json.dumps(gradescope_results(result.scores, result.seconds, output=notes), indent=2))
+    (folder / "report.md").write_text(markdown_report(result.scores, f"Grade of {name}", notes=notes.splitlines()))
     return Row(name, round(result.score, 4), max_score, status, result.seconds,
                {s.item.id: round(s.score, 4) for s in result.scores})
 
@@ -88,6 +91,8 @@ def grade_all(
     per_test_timeout: float = 120.0,
     tests: list[str] | None = None,
     isolate: bool = True,
+    time_budget: float | None = None,
+    sandbox_request: str | None = None,
 ) -> list[Row]:
     """Grade every submission folder in directory; write the CSV (rows in submission order); return the rows.
 
@@ -101,7 +106,8 @@ def grade_all(
     csv_path = Path(csv_path)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     out_dir = csv_path.parent / f"{csv_path.stem}_results"
-    grade_kwargs = dict(profile=profile, per_test_timeout=per_test_timeout, tests=tests)
+    grade_kwargs = dict(profile=profile, per_test_timeout=per_test_timeout, tests=tests, time_budget=time_budget,
+                        sandbox_request=sandbox_request)
     if not isolate:
         grade_kwargs["isolate"] = False
     print(f"grading {len(submissions)} submissions from {directory} with {max(1, jobs)} jobs")

@@ -5,20 +5,25 @@ tensors (lmgrade.wire) to lmgrade.child and gets plain tensors back. Gradients c
 the output carries an autograd node whose backward asks the child for the vector-Jacobian
 product, so the tests differentiate through the boundary as if it were not there.
 
-Limits: the child gets an address-space limit and its own copy of the submission; where
-the machine allows it runs in a namespace sandbox (see `isolation_mode`); its output is
-drained and capped. If it dies (crash,
-sys.exit, os._exit, a signal, the memory limit) the call in flight fails with
-`SubmissionCrashed` and the next call starts a fresh child. A timeout in the grading
-process (SIGALRM) interrupts the wait and kills the child for real.
+Confinement (lmgrade.sandbox): the child runs in bubblewrap (tier 1) or as a throw-away uid
+(tier 2), from a private, intake-checked copy of the submission and a staged copy of the
+grader's child-side code; nothing else of the grader is visible to it. Its output is
+drained and capped, its replies are size- and depth-limited before they are parsed, and the
+memory of all its processes together is watched from here. If it dies (crash, sys.exit,
+os._exit, a signal, a limit) the call in flight fails with `SubmissionCrashed` and the next
+call starts a fresh child. A timeout in the grading process (SIGALRM) interrupts the wait
+and kills the child and everything it started.
+
+What the child reports and could forge is not trusted alone: forbidden calls are also found
+by a static scan done here (lmgrade.static_scan), and the child's run-time detector and FLOP
+counter must pass a canary on every call (see lmgrade.child).
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import pwd
-import resource
+import random
+import re
 import select
 import shutil
 import signal
@@ -30,68 +35,40 @@ from pathlib import Path
 
 import torch
 
-from . import wire
+from . import sandbox, wire
 from .outcomes import ForbiddenCall, NotImplementedInSubmission, SubmissionBroken, SubmissionCrashed
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-MEMORY_LIMIT_BYTES = int(os.environ.get("LMGRADE_CHILD_MEMORY_GB", "4")) << 30
+MEMORY_LIMIT_BYTES = sandbox.MEMORY_LIMIT_BYTES
 OUTPUT_KEEP_BYTES = 64 << 10
+REPLY_HEADER_BYTES = 8 << 20  # a reply's JSON part; tensors travel apart
+REPLY_DEPTH = 32
 
 # True while a fresh child imports torch: that time is not the submission's (see pytest_plugin).
 starting = False
 
-_BOOTSTRAP = f"import sys; sys.path.insert(0, {str(PROJECT_ROOT)!r}); from lmgrade.child import main; main()"
+
+def _bootstrap(runtime: str) -> str:
+    return f"import sys; sys.path.insert(0, {runtime!r}); from lmgrade.child import main; main()"
 
 
 # Built-in exceptions a test may expect from the submission; others arrive as SubmissionError.
 _REBUILT_EXCEPTIONS = {e.__name__: e for e in (ValueError, TypeError, IndexError, KeyError, RuntimeError,
                                                ZeroDivisionError, OverflowError, MemoryError, AttributeError)}
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,80}")
 
 
 class SubmissionError(Exception):
     """The submission raised an exception; its type and message come as text."""
 
 
-INSTRUCTOR_DIRS = [PROJECT_ROOT / "lmgrade" / "bugs"]  # inside a visible directory, hidden all the same
-SANDBOX_SCRIPT = Path(__file__).resolve().parent / "sandbox.sh"
-
-
-@functools.lru_cache(maxsize=None)
 def isolation_mode() -> str:
-    """How strongly the child is confined here, strongest first.
-
-    - "sandbox": fresh mount and PID namespaces, read-only file systems, the reference hidden
-      (needs root and namespaces: CI, a root container with CAP_SYS_ADMIN).
-    - "unprivileged": the child runs as `nobody` (root, no namespaces, Python readable by all).
-    - "process": a separate process with resource limits and the reference's import blocked.
-    """
-    if os.geteuid() != 0:
-        return "process"
-    if shutil.which("unshare"):
-        probe = subprocess.run(["unshare", "-m", "-p", "-f", "--mount-proc", "--propagation", "private", "sh", "-c",
-                                "mount -t tmpfs none /mnt && umount /mnt"], capture_output=True)
-        if probe.returncode == 0:
-            return "sandbox"
-    probe = subprocess.run([sys.executable, "-c", "pass"], preexec_fn=_become_nobody, capture_output=True)
-    return "unprivileged" if probe.returncode == 0 else "process"
+    """The sandbox tier the child gets here: "bwrap" (tier 1), "uid" (tier 2) or "none". Never raises."""
+    return sandbox.detect().name
 
 
-def _become_nobody() -> None:
-    nobody = pwd.getpwnam("nobody")
-    os.setgroups([])
-    os.setgid(nobody.pw_gid)
-    os.setuid(nobody.pw_uid)
-
-
-def _limits(mode: str):
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        os.setsid()
-        if mode == "unprivileged":
-            _become_nobody()
-
-    return apply
+def isolation_tier() -> sandbox.Tier:
+    return sandbox.detect()
 
 
 class _Drain(threading.Thread):
@@ -116,44 +93,66 @@ class _Drain(threading.Thread):
 class ChildBackend:
     """Answers `getattr(backend, "run_linear")(...)` by asking the child process."""
 
-    def __init__(self, impl: str | None = "student", adapters: str | None = None, submission: str | None = None):
-        # The child works on its own copy of the submission, in a directory it may read.
+    def __init__(self, impl: str | None = "student", adapters: str | None = None, submission: str | None = None,
+                 cpu_seconds: int = 3600):
+        from . import intake, static_scan
+
+        self.tier = sandbox.detect()
+        self.trusted = not (adapters or submission)  # the bundled student/reference packages
+        if self.tier.name == "none" and not self.trusted and os.environ.get(sandbox.ENV, "").lower() != "none":
+            raise sandbox.SandboxUnavailable(
+                f"{self.tier.detail}. Untrusted code is not run without a sandbox; --no-sandbox grades it anyway")
+        self.uid = sandbox.throwaway_uid() if self.tier.as_uid else None
+        self.cpu_seconds = cpu_seconds
+        # Everything the child may read lives here: a staged runtime and its own copy of the submission.
         self.workdir = tempfile.mkdtemp(prefix="lmgrade-child-")
-        self.scratch = os.path.join(self.workdir, "scratch")
-        os.makedirs(self.scratch)
+        work = Path(self.workdir)
+        trusted_package = impl if self.trusted and impl in ("student", "reference") else None
+        sandbox.stage_runtime(work / "runtime", trusted_package)
+        selection = {"impl": impl, "adapters": None, "submission": None}
         if adapters:
-            adapters = shutil.copy(adapters, os.path.join(self.workdir, Path(adapters).name))
+            selection["adapters"] = str(intake.take_in_file(Path(adapters), work / "submission" / Path(adapters).name))
         if submission:
-            shutil.copytree(Path(submission) / "student", os.path.join(self.workdir, "submission", "student"),
-                            ignore=shutil.ignore_patterns("__pycache__"))
-            submission = os.path.join(self.workdir, "submission")
-        for root, dirs, files in os.walk(self.workdir):
-            os.chmod(root, 0o755)
-        os.chmod(self.scratch, 0o777)
-        self.selection = {"impl": impl, "adapters": adapters, "submission": submission}
-        self.description = f"{adapters or submission or impl} (in a child process)"
+            selection["submission"] = str(intake.take_in_submission(Path(submission), work / "submission"))
+        sandbox.own_for_child(work, self.uid)
+        self.scratch = work / "scratch"  # tier 2 and no sandbox: the child's writable folder
+        self.scratch.mkdir(mode=0o700)
+        if self.uid is not None and self.tier.name == "uid":
+            os.chown(self.scratch, self.uid, self.uid)
+        if self.tier.name == "uid":
+            sandbox.protect_grader_files()
+        self.selection = selection
+        self.description = f"{adapters or submission or impl} (in a child process, {self.tier.label})"
         self.proc: subprocess.Popen | None = None
         self.current_item: str | None = None
         self.count_flops, self.last_flops = False, 0  # FLOPs are counted where the submission runs
+        # Static scan of what the child will import, done here, where the submission cannot reach.
+        scanned = selection["adapters"] or selection["submission"] or (
+            str(work / "runtime" / impl) if impl == "student" else None)
+        self.scan = static_scan.scan_path(scanned, adapters_file=bool(selection["adapters"])) if scanned else None
 
     # -- process ------------------------------------------------------------------------
 
     def _start(self) -> None:
-        mode = isolation_mode()
+        runtime = str(Path(self.workdir) / "runtime")
         request_r, request_w = os.pipe()
         reply_r, reply_w = os.pipe()
-        command = [sys.executable, "-I", "-c", _BOOTSTRAP, "--request-fd", str(request_r), "--reply-fd", str(reply_w)]
+        command = [sys.executable, "-I", "-c", _bootstrap(runtime), "--request-fd", str(request_r),
+                   "--reply-fd", str(reply_w)]
         for key, value in self.selection.items():
             if value:
                 command += [f"--{key}", value]
-        if mode == "sandbox":
-            command = ["unshare", "-m", "-p", "-f", "--mount-proc", "--propagation", "private", "--kill-child",
-                       "sh", str(SANDBOX_SCRIPT), self.scratch, ":".join(self._visible()),
-                       ":".join(str(d) for d in INSTRUCTOR_DIRS), "--", *command]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.scratch, "OMP_NUM_THREADS": "1",
-               "PYTHONDONTWRITEBYTECODE": "1"}
+        home = str(self.scratch)
+        cwd = home
+        if self.tier.name == "bwrap":
+            home = cwd_inside = "/tmp/work"
+            command = sandbox.bwrap_command(command, [*sandbox.python_paths(), self.workdir], cwd_inside)
+            cwd = self.workdir
+        env = {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": home, "OMP_NUM_THREADS": "1",
+               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1"}
         self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     pass_fds=(request_r, reply_w), cwd=self.scratch, env=env, preexec_fn=_limits(mode))
+                                     pass_fds=(request_r, reply_w), cwd=cwd, env=env,
+                                     preexec_fn=sandbox.preexec(self.tier.name, self.uid, self.cpu_seconds))
         os.close(request_r)
         os.close(reply_w)
         self.request_fd, self.reply_fd = request_w, reply_r
@@ -162,20 +161,14 @@ class ChildBackend:
         global starting
         starting = True
         try:
-            header, _ = wire.receive(self.reply_fd)  # the child is ready once torch is imported
+            header, _ = self._receive()  # the child is ready once torch is imported
         except EOFError:
             raise self._died() from None
         finally:
             starting = False
 
-    def _visible(self) -> list[str]:
-        """What the sandboxed child may see: Python, its packages, the grader's child side, the submission."""
-        paths = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)), self.workdir,
-                 str(PROJECT_ROOT / "adapters"), str(PROJECT_ROOT / "lmgrade")}
-        paths.update(p for p in sys.path if p and os.path.isdir(p) and not p.startswith(str(PROJECT_ROOT)))
-        if self.selection["impl"] in ("student", "reference") and not (self.selection["adapters"] or self.selection["submission"]):
-            paths.add(str(PROJECT_ROOT / self.selection["impl"]))
-        return sorted(paths)
+    def _receive(self):
+        return wire.receive(self.reply_fd, max_header=REPLY_HEADER_BYTES, max_depth=REPLY_DEPTH)
 
     def shutdown(self) -> None:
         self.close()
@@ -184,7 +177,10 @@ class ChildBackend:
     def close(self) -> None:
         if self.proc is not None:
             if self.proc.poll() is None:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             self.proc.wait()
             for fd in (self.request_fd, self.reply_fd):
                 try:
@@ -192,18 +188,25 @@ class ChildBackend:
                 except OSError:
                     pass
             self.proc = None
+        if self.uid is not None:  # whatever it started, in another session or not: gone
+            sandbox.kill_uid(self.uid)
+            if self.tier.name == "uid":
+                sandbox.remove_files_of(self.uid)
 
-    def _died(self) -> SubmissionCrashed:
+    def _died(self, why: str | None = None) -> SubmissionCrashed:
         self.proc.wait()
         code = self.proc.returncode
-        # Under the sandbox's shell a signal shows as status 128 + signal number.
+        # Under a wrapper a signal shows as status 128 + signal number.
         signum = -code if code < 0 else code - 128 if code > 128 else None
         names = {int(sig): sig.name for sig in signal.Signals}
-        how = f"was killed by signal {names[signum]}" if signum in names else f"exited with status {code}"
-        hint = " (the memory limit, or os._exit/sys.exit in your code?)"
+        how = why or (f"was killed by signal {names[signum]}" if signum in names else f"exited with status {code}")
+        hint = "" if why else " (the memory limit, or os._exit/sys.exit in your code?)"
         tail = self.drain.tail()
         self.close()
         return SubmissionCrashed(f"your code's process {how}{hint}" + (f"\nits last output:\n{tail}" if tail.strip() else ""))
+
+    def _over_memory(self) -> bool:
+        return self.uid is not None and sandbox.tree_rss(self.uid) > MEMORY_LIMIT_BYTES
 
     def _exchange(self, header: dict, tensors: dict | None):
         if self.proc is None or self.proc.poll() is not None:
@@ -212,12 +215,20 @@ class ChildBackend:
             self._start()
         try:
             wire.send(self.request_fd, header, tensors)
-            while not select.select([self.reply_fd], [], [], 1.0)[0]:
+            while not select.select([self.reply_fd], [], [], 0.25)[0]:
                 if self.proc.poll() is not None:
                     raise EOFError
-            return wire.receive(self.reply_fd)
+                if self._over_memory():
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                    sandbox.kill_uid(self.uid)
+                    raise self._died(f"used more than {MEMORY_LIMIT_BYTES >> 30} GiB in all its processes together "
+                                     "and was stopped")
+            return self._receive()
         except (EOFError, BrokenPipeError):
             raise self._died() from None
+        except wire.ProtocolError as error:  # an oversized or malformed reply: the child is not trusted further
+            self.close()
+            raise SubmissionCrashed(f"your code's process sent an invalid reply ({error})") from None
         except BaseException:  # a timeout or an interrupt in the grading process: the child is in an unknown state
             self.close()
             raise
@@ -225,43 +236,80 @@ class ChildBackend:
     # -- calls ----------------------------------------------------------------------------
 
     def _raise_for(self, reply: dict):
-        kind, message = reply.get("kind"), reply.get("message", "")
+        kind, message = reply.get("kind"), str(reply.get("message", ""))[:2000]
         if kind == "not_implemented":
             raise NotImplementedInSubmission(message)
         if kind == "import":
             raise SubmissionBroken(message)
         if kind == "forbidden":
-            raise ForbiddenCall(message)
-        detail = reply.get("traceback", "")
-        kind = reply.get("type", "Error")
+            raise ForbiddenCall(_forbidden_message(reply, self.current_item))
+        detail = str(reply.get("traceback", ""))[:4000]
+        kind = str(reply.get("type", "Error"))
+        kind = kind if _NAME.fullmatch(kind) else "Error"  # the child's text never becomes a category
         text = f"{kind}: {message}" + (f"\n{detail}" if detail else "")
         if kind in _REBUILT_EXCEPTIONS:  # the test may expect it, e.g. pytest.raises(ValueError)
             raise _REBUILT_EXCEPTIONS[kind](text)
         raise SubmissionError(text)
 
+    def _static_check(self, name: str) -> None:
+        if self.scan is None:
+            return
+        from .forbidden import forbidden_for
+
+        found = self.scan.violations(name, forbidden_for(self.current_item))
+        if found:
+            where = f" (forbidden in item {self.current_item})" if self.current_item else ""
+            raise ForbiddenCall(f"forbidden code found by the grader's scan of your files{where}: " + "; ".join(found[:5]))
+
     def call(self, name: str, *args):
+        self._static_check(name)
         grad = torch.is_grad_enabled() and any(
             isinstance(t, torch.Tensor) and t.requires_grad for t in _tensors_in(args))
         skeleton, tensors = wire.encode(list(args))
+        canary = [random.randint(2, 9), random.randint(2, 9), random.randint(2, 9)]
         header = {"op": "call", "fn": name, "args": skeleton, "grad": grad, "item": self.current_item,
-                  "count_flops": self.count_flops}
+                  "count_flops": self.count_flops, "canary": canary}
         reply, out = self._exchange(header, tensors)
-        self.last_flops = reply.get("flops", 0)
-        if not reply["ok"]:
+        self._check_canaries(reply, canary)
+        if not reply.get("ok"):
             self._raise_for(reply)
         device = next((t.device for t in _tensors_in(args)), torch.device("cpu"))
-        output = wire.decode(reply["output"], out, lambda t, meta: t.to(device))
-        if reply["handle"] is None:
+        try:
+            output = wire.decode(reply["output"], out, lambda t, meta: t.to(device))
+        except (KeyError, TypeError, ValueError):
+            raise SubmissionCrashed("your code's process sent an invalid reply") from None
+        if reply.get("handle") is None:
             return output
         grad_inputs = [t for t in _tensors_in(args) if t.requires_grad]
-        return _RemoteGraph.apply(self, reply["handle"], output, *grad_inputs)
+        return _RemoteGraph.apply(self, int(reply["handle"]), output, *grad_inputs)
+
+    def _check_canaries(self, reply: dict, canary: list[int]) -> None:
+        """The child's detector and counter must have seen the grader's own calls made around the submission's."""
+        if reply.get("kind") in ("import", "not_implemented"):
+            return
+        if reply.get("detector_canary") is not True:
+            raise ForbiddenCall("the grader's forbidden-call detector was disabled or replaced while your code ran")
+        if self.count_flops:
+            m, n, k = canary
+            expected = 2 * m * n * k
+            flops, seen = reply.get("flops"), reply.get("canary_flops")
+            if not (isinstance(flops, int) and seen == [expected, expected]):
+                self.last_flops = 0
+                raise ForbiddenCall("the grader's FLOP counter was disabled or replaced while your code ran")
+            self.last_flops = max(0, flops - 2 * expected)
+        if reply.get("threads_started"):
+            raise ForbiddenCall("your code started a thread or process that outlived the call "
+                                "(work done there escapes the checks)")
 
     def backward(self, handle: int, cotangent: torch.Tensor) -> list[torch.Tensor | None]:
         reply, tensors = self._exchange({"op": "backward", "handle": handle}, {"cotangent": cotangent.detach().cpu().contiguous()})
-        if not reply["ok"]:
+        if not reply.get("ok"):
             self._raise_for(reply)
         # The child names each gradient by its input's position; missing ones (unused inputs) are None.
-        grads = [tensors[f"g{i}"] if present else None for i, present in enumerate(reply["present"])]
+        present = reply.get("present")
+        if not isinstance(present, list) or any(p and f"g{i}" not in tensors for i, p in enumerate(present)):
+            raise SubmissionCrashed("your code's process sent an invalid reply (gradients missing)")
+        grads = [tensors[f"g{i}"] if p else None for i, p in enumerate(present)]
         return grads
 
     def __getattr__(self, name: str):
@@ -294,3 +342,19 @@ class _RemoteGraph(torch.autograd.Function):
         grads = ctx.backend.backward(ctx.handle, cotangent)
         moved = [g.to(dtype=dtype, device=device) if g is not None else None for g, (dtype, device) in zip(grads, ctx.input_meta)]
         return (None, None, None, *moved)
+
+
+def _forbidden_message(reply: dict, item: str | None) -> str:
+    """Rebuilt from the child's structured report: function names and file:line only, never free text."""
+    found = []
+    for v in reply.get("violations", [])[:5] if isinstance(reply.get("violations"), list) else []:
+        if not isinstance(v, dict):
+            continue
+        function = str(v.get("function", "?"))
+        function = function if _NAME.fullmatch(function) else "?"
+        file = os.path.basename(str(v.get("file", "?")))[:80]
+        file = file if re.fullmatch(r"[\w.<>-]+", file) else "?"
+        line = v.get("line") if isinstance(v.get("line"), int) else 0
+        found.append(f"{function} called at {file}:{line}")
+    where = f" (forbidden in item {item})" if item else ""
+    return "forbidden torch function" + where + ": " + ("; ".join(dict.fromkeys(found)) or "?")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import hmac
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -155,32 +156,85 @@ class CachingOracle(LiveOracle):
     the adapters or this module (or another torch) starts an empty one: an answer is never
     served for code other than the code that computed it. Writes go to a temporary file renamed
     into place, so parallel graders (`grade-all --jobs`) never read half a file; a cache that
-    cannot be written or read only costs speed. Trust: whoever may write the reference's files
-    may write here; the sandboxed submission can do neither.
+    cannot be written or read only costs speed.
+
+    Trust: only the grading process reads and writes it, outside every sandbox (the child never
+    sees it: it is not mounted in tier 1, and it is owner-only, 0700, in tier 2). Every entry is
+    also verified before use: it carries its case key and an HMAC-SHA256 of the key and every
+    tensor's name, dtype, shape and bytes, under a secret kept in the cache root (0600). An
+    entry that does not verify (edited, moved to another key, truncated) is recomputed.
     """
 
     def __init__(self, reference_bound, root: Path):
         super().__init__(reference_bound)
-        self.dir = Path(root) / reference_fingerprint()
-        self.hits = self.misses = 0
+        self.root = Path(root)
+        self.dir = self.root / reference_fingerprint()
+        self.hits = self.misses = self.rejected = 0
+        self._secret: bytes | None = None
+
+    def _key(self) -> bytes | None:
+        """The cache's secret (created on first use, owner-only); None if it cannot be had."""
+        if self._secret is None:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+                os.chmod(self.root, 0o700)
+                path = self.root / "secret.key"
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    with os.fdopen(fd, "wb") as f:
+                        f.write(os.urandom(32))
+                except FileExistsError:
+                    pass
+                secret = path.read_bytes()
+                self._secret = secret if len(secret) == 32 else None
+            except OSError:
+                return None
+        return self._secret
+
+    @staticmethod
+    def _mac(secret: bytes, key: str, tensors: dict[str, Tensor]) -> str:
+        mac = hmac.new(secret, key.encode(), hashlib.sha256)
+        for name in sorted(tensors):
+            t = tensors[name].detach().to("cpu").contiguous()
+            mac.update(f"|{name}:{t.dtype}:{tuple(t.shape)}|".encode())
+            mac.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        return mac.hexdigest()
+
+    def _load(self, path: Path, key: str, secret: bytes) -> dict[str, Tensor] | None:
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                found = {name: f.get_tensor(name) for name in f.keys()}
+        except Exception:  # absent, or unreadable
+            return None
+        if "output" not in found or meta.get("key") != key or not hmac.compare_digest(
+                meta.get("mac", ""), self._mac(secret, key, found)):
+            self.rejected += 1
+            return None
+        return found
 
     def expected(self, fn: str, args: dict, wrt: Sequence[str] = (), cotangent_seed: int = 0) -> dict[str, Tensor]:
-        from safetensors.torch import load_file, save_file
+        from safetensors.torch import save_file
 
-        path = self.dir / f"{case_key(fn, args, wrt, cotangent_seed)}.safetensors"
-        try:
-            found = load_file(str(path))
-            if "output" in found:
+        key = case_key(fn, args, wrt, cotangent_seed)
+        path = self.dir / f"{key}.safetensors"
+        secret = self._key()
+        if secret is not None:
+            found = self._load(path, key, secret)
+            if found is not None:
                 self.hits += 1
                 return found
-        except Exception:  # absent, or unreadable: compute it again
-            pass
         self.misses += 1
         result = super().expected(fn, args, wrt, cotangent_seed)
+        if secret is None:
+            return result
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             partial = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
-            save_file({name: t.detach().contiguous() for name, t in result.items()}, str(partial))
+            tensors = {name: t.detach().contiguous() for name, t in result.items()}
+            save_file(tensors, str(partial), metadata={"key": key, "mac": self._mac(secret, key, tensors)})
             os.replace(partial, path)
         except OSError:
             pass

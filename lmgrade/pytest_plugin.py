@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 import torch
@@ -28,6 +29,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="grade the student/ package found in DIR")
     group.addoption("--per-test-timeout", type=float, default=float(os.environ.get("LMGRADE_TEST_TIMEOUT", 120)),
                     metavar="SECONDS", help="a graded test running longer fails as timed out (default 120)")
+    group.addoption("--lmgrade-deadline", type=float, default=None, metavar="EPOCH",
+                    help="the grading's time budget ends at this time (seconds since the epoch); each rubric item "
+                         "gets an equal share of it, and tests past the end or their item's share time out")
     group.addoption("--isolate", action="store_true",
                     help="run the implementation under test in a separate, confined process (lmgrade grade does)")
     group.addoption("--lmgrade-json", metavar="PATH", default=None, help="write every test outcome as JSON (used by lmgrade grade)")
@@ -111,7 +115,13 @@ def impl(request: pytest.FixtureRequest):
     if options.isolate:
         from .isolation import ChildBackend
 
-        backend = ChildBackend(impl=options.impl, adapters=options.adapters, submission=options.submission)
+        from .sandbox import SandboxUnavailable
+
+        try:
+            backend = ChildBackend(impl=options.impl, adapters=options.adapters, submission=options.submission,
+                                   cpu_seconds=int(_budget.total or 3600) + 60)
+        except (SandboxUnavailable, ValueError, OSError) as error:  # no sandbox, or the submission refused
+            pytest.fail(f"the submission could not be run: {error}", pytrace=False)
         yield _GradedCalls(adapters.Bound(backend), isolated=True)
         backend.shutdown()
         return
@@ -136,23 +146,65 @@ def device(request: pytest.FixtureRequest) -> torch.device:
     return torch.device(request.param)
 
 
+class _Budget:
+    """The time budget of the whole run (--lmgrade-deadline), shared equally among the rubric items that run."""
+
+    def __init__(self):
+        self.deadline: float | None = None
+        self.total: float | None = None
+        self.share: float | None = None
+        self.used: dict[str, float] = {}
+
+    def setup(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        self.deadline = config.getoption("lmgrade_deadline", None)
+        if self.deadline is None:
+            return
+        recorder = config.pluginmanager.get_plugin("lmgrade-recorder")
+        owners = {owner.id for owner in (recorder.rubric.item_of(i.nodeid) for i in items) if owner is not None}
+        self.total = max(1.0, self.deadline - time.time())
+        self.share = self.total / max(1, len(owners))
+
+    def limit(self, item_id: str | None, per_test: float) -> tuple[float, str]:
+        """Seconds this test may run, and what it is limited by."""
+        if self.deadline is None:
+            return per_test, f"the test ran longer than {per_test:g} s (an endless loop, or far too slow)"
+        left = self.deadline - time.time()
+        item_left = self.share - self.used.get(item_id, 0.0) if item_id else left
+        candidates = [(per_test, f"the test ran longer than {per_test:g} s (an endless loop, or far too slow)"),
+                      (item_left, f"this item used up its share ({self.share:.0f} s) of the grading's time budget"),
+                      (left, f"the grading's time budget ({self.total:.0f} s) was used up")]
+        return min(candidates, key=lambda c: c[0])
+
+
+_budget = _Budget()
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    _budget.setup(config, items)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
-    seconds = item.config.getoption("per_test_timeout")
+    per_test = item.config.getoption("per_test_timeout")
     recorder = item.config.pluginmanager.get_plugin("lmgrade-recorder")
     graded = recorder.graded(item.nodeid)
     owner = recorder.rubric.item_of(item.nodeid)
     _current_item[0] = owner.id if owner else None
-    if not graded or not seconds or seconds <= 0 or not hasattr(signal, "setitimer"):
+    if not graded or not per_test or per_test <= 0 or not hasattr(signal, "setitimer"):
         return (yield)
+    seconds, why = _budget.limit(_current_item[0], per_test)
+    if seconds <= 0.05:
+        raise GradingTimeout(f"not run: {why}")
+    begun = time.monotonic()
 
     def expire(signum, frame):
         from . import isolation
 
-        if isolation.starting:  # a fresh child process importing torch: not the submission's time
-            signal.setitimer(signal.ITIMER_REAL, seconds)
+        left, _ = _budget.limit(None, per_test)  # a fresh child importing torch is not the submission's time,
+        if isolation.starting and left > 1:  # but it is the budget's
+            signal.setitimer(signal.ITIMER_REAL, min(seconds, left))
             return
-        raise GradingTimeout(f"the test ran longer than {seconds:g} s (an endless loop, or far too slow)")
+        raise GradingTimeout(why)
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -161,6 +213,8 @@ def pytest_runtest_call(item: pytest.Item):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if _current_item[0]:
+            _budget.used[_current_item[0]] = _budget.used.get(_current_item[0], 0.0) + time.monotonic() - begun
 
 
 @pytest.hookimpl(wrapper=True)

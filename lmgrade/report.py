@@ -75,9 +75,12 @@ def junit_xml(scores: Sequence[ItemScore]) -> str:
     return ET.tostring(suite, encoding="unicode")
 
 
-def markdown_report(scores: Sequence[ItemScore], title: str) -> str:
+def markdown_report(scores: Sequence[ItemScore], title: str, notes: Sequence[str] = ()) -> str:
+    """notes: lines shown under the score (which sandbox tier ran the code, what ran out of time)."""
     earned, possible = total_of(scores)
-    lines = [f"# {title}", "", f"**Score: {earned:.2f} / {possible:g}**", "", "| item | points | status |", "| --- | ---: | --- |"]
+    lines = [f"# {title}", "", f"**Score: {earned:.2f} / {possible:g}**", ""]
+    lines += [f"- {note}" for note in notes] + ([""] if notes else [])
+    lines += ["| item | points | status |", "| --- | ---: | --- |"]
     for s in scores:
         lines.append(f"| {s.item.id}{'' if s.item.visible else ' (hidden)'} | {s.score:.2f} / {s.max_score:g} | {s.status} |")
     details = [s for s in scores if s.reason]

@@ -20,6 +20,40 @@ from torch import Tensor
 from . import layouts
 
 MAX_MESSAGE_BYTES = 1 << 30  # a reply larger than 1 GiB is refused, not read
+MAX_HEADER_BYTES = 64 << 20
+MAX_DEPTH = 64
+
+
+class ProtocolError(ValueError):
+    """A message over the limits or malformed: refused before it is parsed."""
+
+
+def nesting_depth(data: bytes, limit: int) -> int:
+    """The deepest nesting of [ and { in a JSON text (strings skipped); stops counting past limit."""
+    brackets = data.count(b"[") + data.count(b"{")
+    if brackets <= limit:  # the usual case: cannot be deeper than the number of brackets
+        return brackets
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    return deepest
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
 
 
 def encode(value: Any) -> tuple[Any, dict[str, Tensor]]:
@@ -79,10 +113,21 @@ def _read_exactly(fd: int, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def receive(fd: int) -> tuple[dict, dict[str, Tensor]]:
+def receive(fd: int, max_header: int = MAX_HEADER_BYTES, max_depth: int = MAX_DEPTH) -> tuple[dict, dict[str, Tensor]]:
+    """One message; its sizes and the JSON part's nesting are checked before anything is parsed."""
     head_len, blob_len = struct.unpack("<QQ", _read_exactly(fd, 16))
-    if head_len + blob_len > MAX_MESSAGE_BYTES:
-        raise ValueError(f"message of {head_len + blob_len} bytes exceeds the limit")
-    header = json.loads(_read_exactly(fd, head_len))
-    tensors = load_tensors(_read_exactly(fd, blob_len)) if blob_len else {}
+    if head_len > max_header or head_len + blob_len > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"message of {head_len} + {blob_len} bytes exceeds the limits")
+    head = _read_exactly(fd, head_len)
+    if nesting_depth(head, max_depth) > max_depth:
+        raise ProtocolError(f"message nested deeper than {max_depth} levels")
+    try:
+        header = json.loads(head)
+        tensors = load_tensors(_read_exactly(fd, blob_len)) if blob_len else {}
+    except EOFError:
+        raise
+    except Exception as error:  # noqa: BLE001 - whatever is malformed, it is refused the same way
+        raise ProtocolError(f"malformed message: {type(error).__name__}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("malformed message: not an object")
     return header, tensors

@@ -80,3 +80,31 @@ def test_a_cache_path_that_is_a_file_still_answers(reference, tmp_path):
     blocker.write_text("")
     oracle = CachingOracle(reference, blocker)
     assert "output" in oracle.expected("run_scaled_dot_product_attention", _attention_case())
+
+
+def test_a_poisoned_entry_is_rejected_and_recomputed(reference, tmp_path):
+    """Cache poisoning: an entry rewritten with other values (even well-formed), or another case's entry moved
+    under this key, fails its HMAC and is recomputed; the right values are served."""
+    from safetensors.torch import load_file, save_file
+
+    case = ("run_scaled_dot_product_attention", _attention_case(), ["Q"], 1)
+    live = LiveOracle(reference).expected(*case)
+    CachingOracle(reference, tmp_path).expected(*case)
+    (entry,) = (tmp_path / reference_fingerprint()).glob("*.safetensors")
+    poisoned = {name: torch.zeros_like(t) for name, t in load_file(str(entry)).items()}
+    save_file(poisoned, str(entry), metadata={"key": entry.stem, "mac": "0" * 64})
+    oracle = CachingOracle(reference, tmp_path)
+    assert _bitwise_equal(oracle.expected(*case), live)
+    assert (oracle.hits, oracle.rejected) == (0, 1)
+    other = CachingOracle(reference, tmp_path)  # a genuine entry of another case, moved under this key
+    other.expected("run_scaled_dot_product_attention", _attention_case(5), ["Q"], 1)
+    moved = [p for p in (tmp_path / reference_fingerprint()).glob("*.safetensors") if p != entry][0]
+    shutil.copy(moved, entry)
+    again = CachingOracle(reference, tmp_path)
+    assert _bitwise_equal(again.expected(*case), live) and again.rejected == 1
+
+
+def test_the_cache_root_is_owner_only(reference, tmp_path):
+    CachingOracle(reference, tmp_path / "cache").expected("run_scaled_dot_product_attention", _attention_case())
+    assert (tmp_path / "cache").stat().st_mode & 0o077 == 0
+    assert (tmp_path / "cache" / "secret.key").stat().st_mode & 0o077 == 0
