@@ -25,7 +25,8 @@ def cross_entropy(
       * the mean divides by the number of SCORED targets, not by the number of positions;
       * the logits at ignored positions do not matter at all, and their gradient is
         exactly 0 (select with torch.where rather than multiplying a NaN/inf by 0);
-      * any integer may mark them: −100 (torch's default), or a real class id;
+      * any integer may mark them: −100 (torch's default), or a real class id, 0 included
+        (0 is a value, not "off": test `ignore_index is not None`, never `if ignore_index:`);
       * if every target is ignored the result is 0/0 = NaN, as in torch.
     None means every target is scored.
 
@@ -39,5 +40,7 @@ def cross_entropy(
       * Mean over all positions, ignored ones included (loss too small by the ignored
         fraction).
       * log(softmax(z)) computed directly: softmax underflows to 0 and log 0 = −inf.
+      * `.view(-1, vocab_size)` to flatten the leading dims: it fails on inputs whose
+        leading dims are permuted or transposed; use `.reshape` (or work on any `...`).
     """
     raise NotImplementedError("cross_entropy")
