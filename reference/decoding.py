@@ -29,8 +29,8 @@ def next_token_distribution(
         raise ValueError(f"temperature must be ≥ 0, got {temperature}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be ≥ 1 (or None), got {top_k}")
-    if top_p is not None and not 0.0 < top_p <= 1.0:
-        raise ValueError(f"top_p must be in (0, 1] (or None), got {top_p}")
+    if top_p is not None and not 0.0 <= top_p <= 1.0:
+        raise ValueError(f"top_p must be in [0, 1] (or None), got {top_p}")
     in_dtype = logits.dtype
     logits = logits.to(torch.promote_types(in_dtype, torch.float32))
     vocab_size = logits.shape[-1]
@@ -57,11 +57,11 @@ def next_token_distribution(
         kept = torch.where(keep_sorted, sorted_probs, 0.0)
         kept = kept / kept.sum(dim=-1, keepdim=True)
         # Keep a token while the mass of the tokens ranked above it is still below p: that
-        # is the smallest prefix whose mass reaches p. The top token has nothing above it,
-        # so it always stays, even when it alone exceeds p.
+        # is the smallest prefix whose mass reaches p (reaching p exactly stops there). The
+        # top token always stays, even when it alone exceeds p, and for p = 0.
         mass_before = torch.cumsum(kept, dim=-1).roll(1, dims=-1)
         mass_before[..., 0] = 0.0
-        keep_sorted &= mass_before < top_p
+        keep_sorted &= (mass_before < top_p) | (rank == 0)
 
     # Back from rank order to token order, then drop the rest and renormalise.
     keep = torch.zeros_like(keep_sorted).scatter_(-1, order, keep_sorted)

@@ -37,10 +37,12 @@ def next_token_distribution(
          temperature == 0 is greedy decoding: return one-hot on the FIRST argmax (the
          lowest token id among equal maxima); top_k / top_p then change nothing.
       2. top_k (None = off): keep the k most probable tokens (k ≥ vocab_size keeps all).
-      3. top_p (None = off, 0 < p ≤ 1; 1 keeps all): among what top-k kept, renormalised,
+      3. top_p (None = off, 0 ≤ p ≤ 1; 1 keeps all): among what top-k kept, renormalised,
          keep the SMALLEST set of most probable tokens whose total mass reaches p: walking
          down from the most probable, a token stays while the mass of the tokens ranked
-         above it is still below p.
+         above it is still below p (a mass that reaches p exactly stops there). The top
+         token always stays, so top_p = 0 keeps only the top token (0.0 is a value, not
+         "off": test `top_p is not None`, never `if top_p:`).
       4. zero every dropped token and renormalise what is left.
 
     Ranking ties go to the lower token id: sort with `torch.sort(..., descending=True,
@@ -48,7 +50,7 @@ def next_token_distribution(
     with top_k = 2 keeps tokens 1 and 2; with top_p = .5 it keeps tokens 1 and 2 as well
     (.3 < .5, then .3 + .3 ≥ .5).
 
-    Invalid arguments (temperature < 0, top_k < 1, top_p outside (0, 1]) raise ValueError.
+    Invalid arguments (temperature < 0, top_k < 1, top_p outside [0, 1]) raise ValueError.
 
     The traps:
       * Temperature applied to the probabilities (softmax(z) / T): the renormalisation
