@@ -1,4 +1,12 @@
-"""Generation: prefill the prompt, then one token per step through the KV cache; seeded sampling; eos."""
+"""Generation: prefill the prompt, then one token per step through the KV cache; seeded sampling; eos.
+
+float32 weights throughout (SPEC §4.1). Generation is a composite (SPEC §4.6): its tokens pass
+when they equal the reference's, OR the tokens that the reference decoding rules (first argmax;
+the SPEC next-token distribution sampled with `torch.multinomial(probs, 1, generator=g)`, one
+call per step for the batch; eos bookkeeping) pick from the submission's OWN logits, from its
+own KV cache or its own full forward. A wrong LM, softmax or cache is then charged to its own
+item, not to generation.
+"""
 
 import pytest
 import torch
@@ -8,8 +16,9 @@ from hypothesis import strategies as st
 from lmgrade.compare import Mismatch
 from lmgrade.diagnosis import diagnose_measurement, explained
 
-from .checks import count_flops, on
+from .checks import count_flops, ground_truth, on
 from .strategies import LMConfig, lm_weights, randint, seeds
+from .test_decoding import expected_distribution
 
 # (temperature, top_k, top_p): greedy, plain sampling, and sampling through each filter.
 SAMPLINGS = [(0.0, None, None), (1.0, None, None), (0.7, 5, None), (1.5, None, 0.9), (1.0, 8, 0.6)]
@@ -21,6 +30,11 @@ GEN_CONFIG = LMConfig(vocab_size=37, context_length=10, d_model=16, num_layers=2
 GEN_BATCH = 2
 PROMPT_LENGTHS = st.sampled_from([1, 4])
 LM_KEYS = ("vocab_size", "context_length", "d_model", "num_layers", "num_heads", "d_ff", "rope_theta", "weights")
+# A token counts as the reference rule's choice on the submission's own logits when float32 could
+# have picked it: its logit within this fraction of max|logits| of the top one (greedy), or its
+# multinomial score p/q within this fraction of the best (sampling). The LM's tolerance row is
+# 1e-4 relative; cached and full forwards differ by about as much.
+NEAR_TIE = 1e-3
 # Each example runs the model many times: shrinking a failure (hundreds of runs) would take minutes,
 # and the examples are already short descriptions (a seed and a few choices), so failures are
 # reported as found.
@@ -69,47 +83,133 @@ def assert_same_tokens(got: torch.Tensor, expected: torch.Tensor, what: str) -> 
                        f"expected row: {expected[row].tolist()}")
 
 
+def generated(bound, args: dict, device: torch.device = torch.device("cpu")) -> torch.Tensor:
+    """bound's tokens for the float64 description args, given float32 weights on device."""
+    return bound.run_generate(**on(args, device=device))
+
+
 def check_tokens_against_reference(impl, oracle, args: dict, device: torch.device) -> None:
-    """impl's tokens for float64 args on device equal the reference's; a mismatch names the catalogued bug it matches."""
+    """impl's tokens equal the reference's, or the reference rules' choices on impl's own logits.
 
-    def tokens_of(bound) -> torch.Tensor:
-        return bound.run_generate(**on(args, torch.float64, device))
-
-    got = tokens_of(impl)
+    A mismatch with both names the catalogued bug it matches.
+    """
+    got = generated(impl, args, device)
     try:
         assert_same_tokens(got, reference_tokens(oracle, args, device), f"generated tokens vs the reference ({describe(args)})")
     except Mismatch as error:
-        raise explained(error, lambda: diagnose_measurement(oracle, "run_generate", tokens_of, got, same_tokens))
+        own = own_logits_verdict(impl, on(args, device=device), got)
+        if own is None:
+            return  # the reference rules on its own logits: a wrong LM or cache is charged in its own item
+        error.args = (f"{error.args[0]}\nand vs the reference decoding rules applied to your own logits: {own}",)
+        raise explained(error, lambda: diagnose_measurement(oracle, "run_generate", lambda bound: generated(bound, args, device),
+                                                            got, same_tokens))
 
 
 def reference_tokens(oracle, args: dict, device: torch.device) -> torch.Tensor:
-    """The reference's tokens for float64 args.
+    """The reference's tokens for float64 args (rounded to the float32 values the implementation gets).
 
     On the CPU (and for greedy decoding anywhere) through `oracle.expected`, so the handout's
     snapshots hold them. Sampled tokens on CUDA come from the CUDA generator, whose stream
     differs from the CPU's: they need the live reference on the same device.
     """
+    truth = ground_truth(args)
     if device.type == "cpu" or args["temperature"] == 0:
-        return oracle.expected("run_generate", args)["output"]
+        return oracle.expected("run_generate", truth)["output"]
     live = getattr(oracle, "reference", None)
     if live is None:
         pytest.skip("sampled tokens on CUDA are compared with the live reference only (the handout's snapshots are CPU)")
-    return live.run_generate(**on(args, torch.float64, device))
+    return live.run_generate(**on(truth, torch.float64, device))
 
 
-def greedy_without_cache(impl, args: dict) -> torch.Tensor:
-    """Greedy decoding the slow, obvious way: re-run the whole sequence, append the argmax of its last logits.
+# --- the reference decoding rules on the submission's own logits ------------------------------
 
-    The sequence is padded to context_length (the LM is causal: tokens after position i do
-    not change logits[:, i]), so every forward has the same shape.
+
+def own_logits_verdict(impl, args: dict, got: torch.Tensor) -> str | None:
+    """None if `got` is what the reference rules pick, step by step, from impl's own logits; else why not.
+
+    args: the impl's arguments (float32, on the device). The logits of each step come from
+    impl's own KV cache (run_transformer_lm_incremental, fed as generation feeds it: the prompt,
+    then one token at a time) or from its own full forward on the sequence so far; either
+    source passes. A source that is not implemented (or crashes) passes nothing.
     """
-    ids = args["prompt"]
-    for _ in range(args["max_new_tokens"]):
-        length = ids.shape[1]
-        padded = torch.cat([ids, ids.new_zeros(ids.shape[0], args["context_length"] - length)], dim=1)
-        logits = impl.run_transformer_lm(**{k: args[k] for k in LM_KEYS}, in_indices=padded)
-        ids = torch.cat([ids, logits[:, length - 1].argmax(-1, keepdim=True)], dim=1)
-    return ids
+    prompt = args["prompt"]
+    if got.dim() != 2 or got.shape[0] != prompt.shape[0] or got.shape[1] <= prompt.shape[1]:
+        return f"expected (batch, prompt_length + up to {args['max_new_tokens']}) tokens, got shape {tuple(got.shape)}"
+    got = got.to(prompt.device)
+    lm = {k: args[k] for k in LM_KEYS}
+    P, new = prompt.shape[1], got.shape[1] - prompt.shape[1]
+
+    def cached() -> torch.Tensor:
+        logits = impl.run_transformer_lm_incremental(**lm, in_indices=got[:, : P + new - 1], chunk_sizes=[P] + [1] * (new - 1))
+        return logits[:, P - 1 :]
+
+    def full() -> torch.Tensor:
+        return torch.stack([impl.run_transformer_lm(**lm, in_indices=got[:, : P + step])[:, -1] for step in range(new)], dim=1)
+
+    reasons = []
+    for name, source in (("your KV cache", cached), ("your full forward", full)):
+        try:
+            step_logits = source().detach()
+        except Exception as error:  # noqa: BLE001 - that source gives no logits; the other may
+            reasons.append(f"{name}: {type(error).__name__}")
+            continue
+        reason = follow_rules(args, got, step_logits)
+        if reason is None:
+            return None
+        reasons.append(f"with the logits of {name}, {reason}")
+    return "; ".join(reasons)
+
+
+def follow_rules(args: dict, got: torch.Tensor, step_logits: torch.Tensor) -> str | None:
+    """Walk the generated tokens: step s must be the reference rules' choice from step_logits[:, s].
+
+    Greedy takes the first argmax; sampling draws `torch.multinomial(probs, 1, generator=g)` for
+    the whole batch each step, probs = the SPEC next-token distribution (in float64 from the
+    float32 logits), g seeded once with `seed` on the device. A token float32 could have picked
+    (a near-tie, NEAR_TIE) counts too. Finished rows hold eos; generation stops when every row
+    has produced eos, else after max_new_tokens.
+    """
+    prompt, eos, temperature = args["prompt"], args["eos_token_id"], args["temperature"]
+    device, (batch, P) = prompt.device, prompt.shape
+    new = got.shape[1] - P
+    if not torch.equal(got[:, :P], prompt):
+        return "the result does not start with the prompt"
+    generator = torch.Generator(device).manual_seed(args["seed"])
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    for step in range(args["max_new_tokens"]):
+        if step == new:
+            return f"it stopped after {new} new tokens, but not every row had produced eos"
+        logits = step_logits[:, step].double()
+        token = got[:, P + step]
+        probs = expected_distribution(logits.cpu(), temperature, args["top_k"], args["top_p"]).to(device)
+        state = generator.get_state()
+        if temperature == 0:
+            choice = logits.argmax(-1)
+            near = logits.gather(-1, token[:, None])[:, 0] >= logits.max(-1).values - NEAR_TIE * logits.abs().max()
+        else:
+            choice = torch.multinomial(probs, 1, generator=generator)[:, 0]
+            near = choice == token
+            replay = torch.Generator(device).set_state(state)
+            scores = probs / torch.empty_like(probs).exponential_(1, generator=replay)
+            if torch.equal(scores.argmax(-1), choice):  # torch's multinomial(…, 1) is argmax(p / Exp(1)) here
+                near = scores.gather(-1, token[:, None])[:, 0] >= scores.max(-1).values * (1 - NEAR_TIE)
+        for row in range(batch):
+            if finished[row]:
+                if int(token[row]) != eos:
+                    return f"row {row} produced eos {eos} earlier, so its token at position {P + step} must be eos, got {int(token[row])}"
+            elif int(token[row]) != int(choice[row]) and not bool(near[row]):
+                rule = "the first argmax" if temperature == 0 else "the seeded multinomial draw"
+                return (f"row {row}, position {P + step}: got token {int(token[row])}, {rule} of the reference distribution is "
+                        f"{int(choice[row])} (p = {float(probs[row, int(token[row])]):.4g} vs {float(probs[row, int(choice[row])]):.4g})")
+        if eos is not None:
+            finished |= token == eos
+            if bool(finished.all()):
+                if new > step + 1:
+                    return f"every row had produced eos at position {P + step}, yet it generated {new - step - 1} more"
+                return None
+    if new > args["max_new_tokens"]:
+        return f"{new} new tokens, more than max_new_tokens={args['max_new_tokens']}"
+    return None
 
 
 def expected_with_eos(without_eos: torch.Tensor, prompt_length: int, eos: int) -> torch.Tensor:
@@ -147,47 +247,59 @@ def _flops(bound, **kwargs) -> int:
 
 
 @no_shrinking
-@given(case=generate_cases(), dtype=st.sampled_from([torch.float32, torch.float64]))
-def test_generation_returns_the_prompt_then_max_new_tokens_valid_token_ids(impl, device, case, dtype):
-    out = impl.run_generate(**on(case, dtype, device))
+@given(case=generate_cases())
+def test_generation_returns_the_prompt_then_max_new_tokens_valid_token_ids(impl, device, case):
+    out = generated(impl, case, device)
     batch, prompt_length = case["prompt"].shape
     assert out.shape == (batch, prompt_length + case["max_new_tokens"]), (
         f"without eos the result is (batch, prompt_length + max_new_tokens) = {(batch, prompt_length + case['max_new_tokens'])}, "
         f"got {tuple(out.shape)} ({describe(case)})")
-    assert out.device.type == device.type
+    assert out.device.type == device.type and not out.is_floating_point(), f"token ids on {device.type}, got {out.dtype} on {out.device}"
     assert_same_tokens(out[:, :prompt_length], case["prompt"], "the result must start with the prompt")
     assert bool(((out >= 0) & (out < case["vocab_size"])).all()), f"token ids outside [0, vocab_size): {out.tolist()}"
 
 
 @no_shrinking
 @given(case=generate_cases(sampling=st.just(SAMPLINGS[0])))
-def test_greedy_generation_with_the_cache_equals_a_greedy_loop_that_refeeds_the_sequence(impl, case):
-    """Same tokens as re-running the whole sequence each step: the cache is used right and positions continue."""
-    assert_same_tokens(impl.run_generate(**case), greedy_without_cache(impl, case),
-                       f"greedy generation vs argmax of run_transformer_lm on the growing sequence ({describe(case)})")
+def test_greedy_generation_takes_the_first_argmax_of_its_own_logits_every_step(impl, case):
+    """Each new token is the first argmax of the logits of the sequence so far, from the submission's own
+    model (its KV cache or its full forward): the cache is used right and positions continue."""
+    args = on(case)
+    got = impl.run_generate(**args)
+    reason = own_logits_verdict(impl, args, got)
+    if reason is not None:
+        raise Mismatch(f"greedy generation vs the first argmax of your own logits at every step ({describe(case)}): {reason}")
 
 
 @no_shrinking
 @given(case=generate_cases(), row=st.integers(0, GEN_BATCH - 1), step=st.integers(0, 3))
 def test_a_row_that_produced_eos_holds_eos_and_generation_stops_when_every_row_has(impl, case, row, step):
     """eos = a token the run without eos produced, so some row finishes; the rest is bookkeeping on that run."""
-    without_eos = impl.run_generate(**case)
+    without_eos = generated(impl, case)
     prompt_length = case["prompt"].shape[1]
     step = min(step, case["max_new_tokens"] - 1)
     eos = int(without_eos[row, prompt_length + step])
-    with_eos = impl.run_generate(**dict(case, eos_token_id=eos))
+    with_eos = generated(impl, dict(case, eos_token_id=eos))
     assert_same_tokens(with_eos, expected_with_eos(without_eos, prompt_length, eos),
                        f"generation with eos_token_id={eos} vs the run without eos, cut and filled by hand ({describe(case)})")
 
 
 @pytest.mark.parametrize("temperature, top_k", [(0.0, None), (1.0, 1)], ids=["greedy", "sampled_top_k_1"])
-def test_generation_stops_early_when_every_row_has_produced_eos(impl, temperature, top_k):
-    """With lm_head = 0 every logit is equal, so greedy (or top-k 1) picks token 0 in every row at once."""
+def test_generation_stops_early_when_every_row_has_produced_eos(impl, oracle, temperature, top_k):
+    """With lm_head = 0 every logit is equal, so greedy (or top-k 1) picks token 0 in every row at once.
+
+    eos_token_id=0 is a value, not "no eos" (`if eos_token_id:` never stops on token 0).
+    """
     args = gen_args(GEN_CONFIG, GEN_BATCH, 4, 5, seed=7, temperature=temperature, top_k=top_k, eos_token_id=0)
     args["weights"]["lm_head.weight"] = torch.zeros_like(args["weights"]["lm_head.weight"])
     expected = torch.cat([args["prompt"], torch.zeros(GEN_BATCH, 1, dtype=torch.long)], dim=1)
-    assert_same_tokens(impl.run_generate(**args), expected,
-                       "every row produces eos (0) at the first step: the result is the prompt plus one column of eos")
+    got = generated(impl, args)
+    try:
+        assert_same_tokens(got, expected, "every row produces eos (token 0) at the first step: the result is the prompt "
+                           "plus one column of eos")
+    except Mismatch as error:
+        raise explained(error, lambda: diagnose_measurement(oracle, "run_generate", lambda bound: generated(bound, args),
+                                                            got, same_tokens))
 
 
 @no_shrinking
@@ -195,9 +307,9 @@ def test_generation_stops_early_when_every_row_has_produced_eos(impl, temperatur
 def test_generating_up_to_the_context_length_works_and_one_more_token_raises_before_any_work(impl, oracle, prompt_length, seed):
     config = GEN_CONFIG
     room = config.context_length - prompt_length
-    out = impl.run_generate(**gen_args(config, GEN_BATCH, prompt_length, room, seed))
+    out = generated(impl, gen_args(config, GEN_BATCH, prompt_length, room, seed))
     assert out.shape == (GEN_BATCH, config.context_length)
-    too_long = gen_args(config, GEN_BATCH, prompt_length, room + 1, seed)
+    too_long = on(gen_args(config, GEN_BATCH, prompt_length, room + 1, seed))
 
     def reaction(bound) -> str:
         flops, error = count_flops(bound, "run_generate", **too_long)
@@ -222,7 +334,7 @@ def test_one_more_generated_token_costs_one_cached_step_not_a_rerun_of_the_seque
     """
     config, batch, prompt_length = GEN_CONFIG, GEN_BATCH, 4
     new = config.context_length - prompt_length - 1
-    args = gen_args(config, batch, prompt_length, new, seed=5)
+    args = on(gen_args(config, batch, prompt_length, new, seed=5))
 
     def step_flops(bound) -> int:
         with torch.no_grad():
@@ -245,7 +357,7 @@ def test_one_more_generated_token_costs_one_cached_step_not_a_rerun_of_the_seque
 @given(case=generate_cases(sampling=st.sampled_from(SAMPLINGS[1:])))
 def test_sampling_depends_only_on_the_seed_not_on_the_global_torch_rng(impl, oracle, device, case):
     """Two runs under different global seeds give the same tokens: sampling uses torch.Generator(device).manual_seed(seed)."""
-    args = on(case, torch.float64, device)
+    args = on(case, device=device)
 
     def under_global_seeds(bound) -> list[torch.Tensor]:
         forked = [device] if device.type == "cuda" else []
@@ -265,22 +377,25 @@ def test_sampling_depends_only_on_the_seed_not_on_the_global_torch_rng(impl, ora
             oracle, "run_generate", lambda bound: not same_tokens(*under_global_seeds(bound)), True, bool.__eq__))
 
 
-# (batch, prompt_length, max_new_tokens, seed, (temperature, top_k, top_p), eos_token_id)
+# (batch, prompt_length, max_new_tokens, seed, (temperature, top_k, top_p), eos_token_id, sampling seed)
 FIXED = [
-    (GEN_BATCH, 4, 6, 0, (0.0, None, None), None),  # greedy, right up to the context length
-    (GEN_BATCH, 1, 9, 1, (1.0, None, None), None),  # a prompt of one token, up to the context length
-    (GEN_BATCH, 4, 4, 2, (0.7, 5, None), None),
-    (GEN_BATCH, 4, 6, 3, (1.5, None, 0.9), None),
-    (GEN_BATCH, 4, 6, 4, (1.0, 8, 0.6), None),
-    (1, 1, 2, 5, (1.0, None, None), None),  # a batch of one row
-    (GEN_BATCH, 4, 6, 6, (0.0, None, None), 17),  # both rows produce eos: stops after 2 of 6 new tokens
-    (GEN_BATCH, 4, 6, 6, (0.0, None, None), 6),  # row 0 finishes at once and is filled with eos; row 1 at the last step
-    (GEN_BATCH, 1, 9, 7, (1.0, None, None), 22),  # sampled; stops after 7 of 9 new tokens
-    (GEN_BATCH, 4, 6, 8, (0.7, 5, 0.9), 27),  # sampled through both filters; stops after 5 of 6
+    (GEN_BATCH, 4, 6, 0, (0.0, None, None), None, 1),  # greedy, right up to the context length
+    (GEN_BATCH, 1, 9, 1, (1.0, None, None), None, 2),  # a prompt of one token, up to the context length
+    (GEN_BATCH, 4, 4, 2, (0.7, 5, None), None, 3),
+    (GEN_BATCH, 4, 6, 3, (1.5, None, 0.9), None, 4),
+    (GEN_BATCH, 4, 6, 4, (1.0, 8, 0.6), None, 5),
+    (1, 1, 2, 5, (1.0, None, None), None, 6),  # a batch of one row
+    (GEN_BATCH, 4, 6, 6, (0.0, None, None), 17, 7),  # both rows produce eos: stops after 2 of 6 new tokens
+    (GEN_BATCH, 4, 6, 6, (0.0, None, None), 6, 7),  # row 0 finishes at once and is filled with eos; row 1 at the last step
+    (GEN_BATCH, 1, 9, 7, (1.0, None, None), 22, 8),  # sampled; stops after 7 of 9 new tokens
+    (GEN_BATCH, 4, 6, 8, (0.7, 5, 0.9), 27, 9),  # sampled through both filters; stops after 5 of 6
+    (GEN_BATCH, 4, 6, 9, (1.0, None, None), None, 0),  # seed=0 is a seed, not "no seed" (`if seed:`)
+    (GEN_BATCH, 1, 9, 10, (1.5, None, None), None, 0),
 ]
 
 
-@pytest.mark.parametrize("batch, prompt_length, new, seed, sampling, eos", FIXED)
-def test_generation_matches_reference_token_for_token_on_fixed_cases(impl, oracle, device, batch, prompt_length, new, seed, sampling, eos):
-    args = gen_args(GEN_CONFIG, batch, prompt_length, new, seed, *sampling, eos_token_id=eos, sample_seed=seed + 1)
+@pytest.mark.parametrize("batch, prompt_length, new, seed, sampling, eos, sample_seed", FIXED)
+def test_generation_matches_reference_token_for_token_on_fixed_cases(impl, oracle, device, batch, prompt_length, new, seed,
+                                                                     sampling, eos, sample_seed):
+    args = gen_args(GEN_CONFIG, batch, prompt_length, new, seed, *sampling, eos_token_id=eos, sample_seed=sample_seed)
     check_tokens_against_reference(impl, oracle, args, device)
