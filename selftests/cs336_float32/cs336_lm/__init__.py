@@ -1,0 +1,20 @@
+from .decoding import generate, next_token_distribution, perplexity
+from .layers import (
+    Embedding,
+    Linear,
+    MultiHeadSelfAttention,
+    RMSNorm,
+    RotaryPositionalEmbedding,
+    SwiGLU,
+    scaled_dot_product_attention,
+    silu,
+    softmax,
+)
+from .losses import cross_entropy
+from .model import KVCache, TransformerBlock, TransformerLM
+
+__all__ = [
+    "Embedding", "Linear", "MultiHeadSelfAttention", "RMSNorm", "RotaryPositionalEmbedding", "SwiGLU",
+    "TransformerBlock", "TransformerLM", "KVCache", "scaled_dot_product_attention", "silu", "softmax",
+    "cross_entropy", "next_token_distribution", "generate", "perplexity",
+]

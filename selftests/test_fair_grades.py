@@ -1,0 +1,36 @@
+"""Correct float32 work gets full marks (SPEC §4.1), under both rubrics.
+
+selftests/cs336_float32 is an independent CS336-style submission written from the SPEC alone:
+nn.Modules holding float32 parameters, weights loaded with load_state_dict in a flat adapters
+file, as CS336 students write it. Float64 inputs make its einsum raise, as they would for any
+such submission: it must lose the `dtype` item and nothing else.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from lmgrade.grade import Selection, grade
+from lmgrade.rubric import load_rubric
+from lmgrade.scoring import score_items
+
+ADAPTERS = Path(__file__).parent / "cs336_float32" / "adapters.py"
+
+
+@pytest.fixture(scope="module")
+def float32_grade():
+    return grade(Selection(adapters=str(ADAPTERS)), profile="fast")
+
+
+def test_a_correct_float32_cs336_submission_gets_full_marks_except_the_dtype_item(float32_grade):
+    short = {s.item.id: f"{s.score:g}/{s.max_score:g} {s.status}: {s.reason[:300]}"
+             for s in float32_grade.scores if s.score < s.max_score}
+    assert set(short) == {"dtype"}, short
+
+
+def test_the_same_submission_gets_the_full_cs336_rubric(float32_grade):
+    records = [record for s in float32_grade.scores for record in s.records]
+    cs336 = load_rubric("cs336")
+    scores = score_items(cs336, records, {})
+    assert sum(s.score for s in scores) == cs336.total, [(s.item.id, s.score, s.reason[:200]) for s in scores if s.score < s.max_score]
+    assert "dtype" not in {s.item.id for s in scores} and "kv_cache" not in {s.item.id for s in scores}
