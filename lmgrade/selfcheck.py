@@ -258,8 +258,11 @@ def _run_checks(jobs: int, only: set[str] | None, isolate: bool | None, out) -> 
             tasks.append(("reference", "reference", lambda: check_reference(isolate)))
         if selected("stubs"):
             tasks.append(("stubs", "stubs", lambda: check_stubs(isolate)))
-        tasks += [("alternative", v.name, (lambda v=v: check_alternative(v, workdir, isolate))) for v in ALTERNATIVES if selected(v.name)]
-        tasks += [("bug", v.name, (lambda v=v: check_bug(v, workdir, isolate))) for v in BUGS if selected(v.name)]
+        # The catalogue is the grader's own code: graded in-process unless asked otherwise (the
+        # reference and stub checks above prove the isolated path; hostile code is selftests/hostile).
+        trusted = False if isolate is None else isolate
+        tasks += [("alternative", v.name, (lambda v=v: check_alternative(v, workdir, trusted))) for v in ALTERNATIVES if selected(v.name)]
+        tasks += [("bug", v.name, (lambda v=v: check_bug(v, workdir, trusted))) for v in BUGS if selected(v.name)]
         lock, done, results = threading.Lock(), [0], []
 
         def run(kind: str, name: str, fn) -> Check:
@@ -321,6 +324,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m lmgrade.selfcheck", description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--only", nargs="*", help="run only these checks (reference, stubs, bug or alternative names)")
-    parser.add_argument("--isolate", choices=["yes", "no"], default=None, help="grade in an isolated child (default: as lmgrade grade does)")
+    parser.add_argument("--isolate", choices=["yes", "no"], default=None, help="grade in an isolated child (default: the reference and stubs isolated as lmgrade grade does, the catalogue in-process)")
     options = parser.parse_args()
     sys.exit(main(options.jobs, options.only, None if options.isolate is None else options.isolate == "yes"))
