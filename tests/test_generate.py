@@ -100,7 +100,7 @@ def check_tokens_against_reference(impl, oracle, args: dict, device: torch.devic
         own = own_logits_verdict(impl, on(args, device=device), got)
         if own is None:
             return  # the reference rules on its own logits: a wrong LM or cache is charged in its own item
-        error.args = (f"{error.args[0]}\nand vs the reference decoding rules applied to your own logits: {own}",)
+        error.args = (f"{error.args[0]}\nand vs the reference decoding rules applied to your own parts: {own}",)
         raise explained(error, lambda: diagnose_measurement(oracle, "run_generate", lambda bound: generated(bound, args, device),
                                                             got, same_tokens))
 
@@ -125,12 +125,13 @@ def reference_tokens(oracle, args: dict, device: torch.device) -> torch.Tensor:
 
 
 def own_logits_verdict(impl, args: dict, got: torch.Tensor) -> str | None:
-    """None if `got` is what the reference rules pick, step by step, from impl's own logits; else why not.
+    """None if `got` is what the reference rules pick, step by step, from impl's own parts; else why not.
 
     args: the impl's arguments (float32, on the device). The logits of each step come from
     impl's own KV cache (run_transformer_lm_incremental, fed as generation feeds it: the prompt,
-    then one token at a time) or from its own full forward on the sequence so far; either
-    source passes. A source that is not implemented (or crashes) passes nothing.
+    then one token at a time) or from its own full forward on the sequence so far; the
+    distribution is the SPEC's (the reference rules) or impl's own run_next_token_distribution.
+    Any pairing passes; a part that is not implemented (or crashes) passes nothing.
     """
     prompt = args["prompt"]
     if got.dim() != 2 or got.shape[0] != prompt.shape[0] or got.shape[1] <= prompt.shape[1]:
@@ -146,6 +147,13 @@ def own_logits_verdict(impl, args: dict, got: torch.Tensor) -> str | None:
     def full() -> torch.Tensor:
         return torch.stack([impl.run_transformer_lm(**lm, in_indices=got[:, : P + step])[:, -1] for step in range(new)], dim=1)
 
+    def reference_rules(logits: torch.Tensor) -> torch.Tensor:
+        return expected_distribution(logits.double().cpu(), args["temperature"], args["top_k"], args["top_p"]).to(logits.device)
+
+    def own_rules(logits: torch.Tensor) -> torch.Tensor:
+        return impl.run_next_token_distribution(logits=logits, temperature=args["temperature"], top_k=args["top_k"],
+                                                top_p=args["top_p"]).detach()
+
     reasons = []
     for name, source in (("your KV cache", cached), ("your full forward", full)):
         try:
@@ -153,21 +161,25 @@ def own_logits_verdict(impl, args: dict, got: torch.Tensor) -> str | None:
         except Exception as error:  # noqa: BLE001 - that source gives no logits; the other may
             reasons.append(f"{name}: {type(error).__name__}")
             continue
-        reason = follow_rules(args, got, step_logits)
-        if reason is None:
-            return None
-        reasons.append(f"with the logits of {name}, {reason}")
-    return "; ".join(reasons)
+        for rules, distribution in (("the SPEC distribution", reference_rules), ("your run_next_token_distribution", own_rules)):
+            try:
+                reason = follow_rules(args, got, step_logits, distribution, own=distribution is own_rules)
+            except Exception as error:  # noqa: BLE001 - e.g. the submission's distribution is not implemented
+                reason = f"{type(error).__name__}"
+            if reason is None:
+                return None
+            reasons.append(f"with the logits of {name} and {rules}, {reason}")
+    return "; ".join(reasons[:2])
 
 
-def follow_rules(args: dict, got: torch.Tensor, step_logits: torch.Tensor) -> str | None:
+def follow_rules(args: dict, got: torch.Tensor, step_logits: torch.Tensor, distribution, own: bool) -> str | None:
     """Walk the generated tokens: step s must be the reference rules' choice from step_logits[:, s].
 
-    Greedy takes the first argmax; sampling draws `torch.multinomial(probs, 1, generator=g)` for
-    the whole batch each step, probs = the SPEC next-token distribution (in float64 from the
-    float32 logits), g seeded once with `seed` on the device. A token float32 could have picked
-    (a near-tie, NEAR_TIE) counts too. Finished rows hold eos; generation stops when every row
-    has produced eos, else after max_new_tokens.
+    Greedy takes the first argmax (of the logits, or of the submission's own distribution);
+    sampling draws `torch.multinomial(probs, 1, generator=g)` for the whole batch each step,
+    probs = distribution(logits), g seeded once with `seed` on the device. A token float32
+    could have picked (a near-tie, NEAR_TIE) counts too. Finished rows hold eos; generation
+    stops when every row has produced eos, else after max_new_tokens.
     """
     prompt, eos, temperature = args["prompt"], args["eos_token_id"], args["temperature"]
     device, (batch, P) = prompt.device, prompt.shape
@@ -179,13 +191,14 @@ def follow_rules(args: dict, got: torch.Tensor, step_logits: torch.Tensor) -> st
     for step in range(args["max_new_tokens"]):
         if step == new:
             return f"it stopped after {new} new tokens, but not every row had produced eos"
-        logits = step_logits[:, step].double()
+        logits = step_logits[:, step]
         token = got[:, P + step]
-        probs = expected_distribution(logits.cpu(), temperature, args["top_k"], args["top_p"]).to(device)
+        probs = distribution(logits)
         state = generator.get_state()
         if temperature == 0:
-            choice = logits.argmax(-1)
-            near = logits.gather(-1, token[:, None])[:, 0] >= logits.max(-1).values - NEAR_TIE * logits.abs().max()
+            values = (probs if own else logits).double()
+            choice = values.argmax(-1)
+            near = values.gather(-1, token[:, None])[:, 0] >= values.max(-1).values - NEAR_TIE * values.abs().max()
         else:
             choice = torch.multinomial(probs, 1, generator=generator)[:, 0]
             near = choice == token
@@ -199,8 +212,8 @@ def follow_rules(args: dict, got: torch.Tensor, step_logits: torch.Tensor) -> st
                     return f"row {row} produced eos {eos} earlier, so its token at position {P + step} must be eos, got {int(token[row])}"
             elif int(token[row]) != int(choice[row]) and not bool(near[row]):
                 rule = "the first argmax" if temperature == 0 else "the seeded multinomial draw"
-                return (f"row {row}, position {P + step}: got token {int(token[row])}, {rule} of the reference distribution is "
-                        f"{int(choice[row])} (p = {float(probs[row, int(token[row])]):.4g} vs {float(probs[row, int(choice[row])]):.4g})")
+                return (f"row {row}, position {P + step}: got token {int(token[row])}, {rule} is {int(choice[row])} "
+                        f"(p = {float(probs[row, int(token[row])]):.4g} vs {float(probs[row, int(choice[row])]):.4g})")
         if eos is not None:
             finished |= token == eos
             if bool(finished.all()):
@@ -263,7 +276,8 @@ def test_generation_returns_the_prompt_then_max_new_tokens_valid_token_ids(impl,
 @given(case=generate_cases(sampling=st.just(SAMPLINGS[0])))
 def test_greedy_generation_takes_the_first_argmax_of_its_own_logits_every_step(impl, case):
     """Each new token is the first argmax of the logits of the sequence so far, from the submission's own
-    model (its KV cache or its full forward): the cache is used right and positions continue."""
+    model (its KV cache or its full forward, through the SPEC rules or its own distribution): the cache is
+    used right and positions continue."""
     args = on(case)
     got = impl.run_generate(**args)
     reason = own_logits_verdict(impl, args, got)
@@ -298,6 +312,10 @@ def test_generation_stops_early_when_every_row_has_produced_eos(impl, oracle, te
         assert_same_tokens(got, expected, "every row produces eos (token 0) at the first step: the result is the prompt "
                            "plus one column of eos")
     except Mismatch as error:
+        own = own_logits_verdict(impl, on(args), got)
+        if own is None:
+            return  # its own LM or distribution breaks the tie otherwise: charged in their items (SPEC §4.6)
+        error.args = (f"{error.args[0]}\nand vs the reference decoding rules applied to your own parts: {own}",)
         raise explained(error, lambda: diagnose_measurement(oracle, "run_generate", lambda bound: generated(bound, args),
                                                             got, same_tokens))
 

@@ -44,11 +44,6 @@ BUGS = [
         ("decoding.py", SAMPLE, "next_token = torch.multinomial(probs, 1, generator=torch.Generator(prompt.device).manual_seed(seed))")),
     bug("generate_refeeds_the_whole_sequence", "generate", "every step re-runs the whole sequence without the cache: right tokens, O(n²) work",
         ("decoding.py", CACHED_STEP, "logits = model(torch.cat(tokens, dim=1))")),
-    # A KV-cache bug (the model's cached forward), charged to the kv_cache item: generation passes
-    # on its own cached logits (SPEC §4.6).
-    bug("generate_positions_restart_at_zero", "kv_cache", "the tokens fed through the cache get RoPE positions from 0 again instead of continuing",
-        ("model.py", "positions = torch.arange(past, past + seq, device=in_indices.device)",
-         "positions = torch.arange(seq, device=in_indices.device)")),
     bug("generate_finished_rows_not_filled_with_eos", "generate", "a row that produced eos keeps generating instead of holding eos",
         ("decoding.py", "next_token = torch.where(finished[:, None], eos_token_id, next_token)\n", "")),
     bug("generate_stops_at_the_first_eos", "generate", "generation stops as soon as ANY row has produced eos, not when every row has",
