@@ -49,6 +49,8 @@ CASES = {
     "block": ("run_transformer_block", "block", block_args(CONFIG, 2, 7, 0), BLOCK_WRT),
     "lm": ("run_transformer_lm", "lm", lm_args(CONFIG, 2, 7, 0), lm_wrt(CONFIG)),
     "cross_entropy": ("run_cross_entropy", "cross_entropy", _cross_entropy_args(), ["inputs"]),
+    "decoding": ("run_next_token_distribution", "decoding",
+                 dict(logits=randn((2, 3, 17), 5, 2.0), temperature=0.7, top_k=None, top_p=None), ()),
 }
 
 
