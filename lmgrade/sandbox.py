@@ -41,6 +41,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -325,13 +326,18 @@ def protect_grader_files() -> list[str]:
 # -- the whole process tree -----------------------------------------------------------------------
 
 def processes_of(uid: int) -> list[int]:
+    """Live processes of uid (zombies, already dead and waiting to be reaped, left out)."""
     found = []
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
-                if os.stat(f"/proc/{name}").st_uid == uid:
+                if os.stat(f"/proc/{name}").st_uid != uid:
+                    continue
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    state = f.read().rsplit(b")", 1)[1].split()[0]
+                if state not in (b"Z", b"X"):
                     found.append(int(name))
-            except OSError:
+            except (OSError, IndexError):
                 pass
     return found
 
@@ -352,9 +358,11 @@ def kill_uid(uid: int) -> None:
     """SIGKILL every process of uid (root only): a helper becomes uid and signals -1."""
     if os.geteuid() != 0:
         return
-    for _ in range(3):
+    for attempt in range(20):  # a fork bomb may fork while it is being killed: again until none is left
         if not processes_of(uid):
             return
+        if attempt:
+            time.sleep(0.05)
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the forked helper
             try:

@@ -201,7 +201,9 @@ class _Walker:
                 if isinstance(value, str) and len(value) <= 200 and _IDENT.fullmatch(value):
                     canonical = self.pol.aliases.get(value) or (
                         value if value in self.pol.forbidden and value not in self.defined else None)
-                    if canonical:
+                    if canonical and module_level:
+                        pending.append((canonical, line))  # e.g. getattr(torch, "_softmax") bound to a name
+                    elif canonical:
                         self.add("torch", canonical, line, owner)
                     elif self.unsafe(value) or value.split(".")[0] in self.pol.unsafe_modules:
                         self.add("unsafe", f"{value!r} as a name", line, owner)

@@ -115,3 +115,12 @@ def test_when_the_grader_itself_fails_the_student_gets_score_0_and_a_clear_messa
     assert "could not grade this submission" in results["output"] and "tell your instructor" in results["output"]
     assert "FileNotFoundError" in proc.stdout  # the details are for the instructor (stdout), not in the output
     assert "Traceback" not in results["output"]
+
+
+def test_a_submission_linking_to_the_graders_reference_is_refused_with_score_0(bundle, tmp_path):
+    """`student -> <grader>/reference` used to be followed by the copy and scored 100/100."""
+    root = fake_autograder(bundle, tmp_path / "autograder")
+    (root / "submission" / "student").symlink_to(root / "source" / "reference")
+    proc, results = run_autograder(root)
+    assert results["score"] == 0 and results["tests"] == [], proc.stdout[-2000:]
+    assert "symbolic link" in results["output"] and "not accepted" in results["output"]

@@ -98,3 +98,24 @@ def test_the_command_writes_a_header_only_gradebook_for_an_empty_folder(tmp_path
     assert proc.returncode == 0, proc.stderr
     header, table = read_csv(tmp_path / "book.csv")
     assert header[:5] == FIXED_COLUMNS and table == {}
+
+
+def test_an_honest_classmate_keeps_full_marks_beside_a_cache_poisoner_and_the_same_as_alone(tmp_path, monkeypatch):
+    """grade-all, sandboxed: a submission that overwrites every oracle-cache entry it can reach (and any other
+    .safetensors) cannot change a classmate's score; each is graded from its own copy, in its own sandbox."""
+    from lmgrade.grade import Selection, grade
+
+    cache = tmp_path / "oracle-cache"
+    monkeypatch.setenv("LMGRADE_ORACLE_CACHE", str(cache))
+    submissions = tmp_path / "submissions"
+    shutil.copytree(PROJECT_ROOT / "reference", submissions / "honest" / "student",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (submissions / "poisoner").mkdir()
+    shutil.copy(PROJECT_ROOT / "selftests" / "hostile" / "poison_cache.py", submissions / "poisoner" / "adapters.py")
+    rows = {r.submission: r for r in grade_all(submissions, tmp_path / "book.csv", jobs=2, tests=TESTS, profile="fast")}
+    full = {"linear": 3.0, "softmax": 3.0}
+    assert {k: rows["honest"].items[k] for k in full} == full, rows["honest"]
+    assert rows["poisoner"].items["softmax"] == 0 and rows["poisoner"].items["linear"] == 3.0
+    assert any(cache.rglob("*.safetensors"))  # the cache was used, and held
+    alone = grade(Selection(impl=None, submission=str(submissions / "honest")), profile="fast", tests=TESTS)
+    assert {s.item.id: s.score for s in alone.scores if s.item.id in full} == full

@@ -1,6 +1,5 @@
-"""softmax sends itself SIGKILL; grading goes on with a fresh child."""
+"""softmax aborts its own process (SIGABRT); grading goes on with a fresh child."""
 import os
-import signal
 
 
 def run_linear(d_in, d_out, weights, in_features):
@@ -8,4 +7,4 @@ def run_linear(d_in, d_out, weights, in_features):
 
 
 def run_softmax(in_features, dim):
-    os.kill(os.getpid(), signal.SIGKILL)
+    os.abort()
