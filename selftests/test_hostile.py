@@ -300,7 +300,18 @@ def test_an_exception_class_name_cannot_carry_inputs_into_a_hidden_items_message
     assert "SECRET" not in classify(caught)[2]  # the category, all a hidden item shows
 
 
-def test_a_deeply_nested_reply_is_refused_before_it_is_parsed():
+def test_a_deeply_nested_message_is_refused_by_its_depth_before_it_is_parsed():
+    from lmgrade import wire
+
+    read, write = os.pipe()
+    head = b"[" * 5000 + b"]" * 5000
+    os.write(write, __import__("struct").pack("<QQ", len(head), 0) + head)
+    with pytest.raises(wire.ProtocolError, match="nested deeper"):
+        wire.receive(read)
+    os.close(read), os.close(write)
+
+
+def test_a_huge_reply_is_refused_before_it_is_parsed():
     backend = child("deep_json_reply.py", "auto")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:
@@ -384,3 +395,13 @@ def test_a_submission_that_hangs_everywhere_is_graded_within_its_budget():
     assert elapsed < budget + 60, elapsed
     assert result.score == 0 and {"linear", "softmax"} <= set(result.timed_out), result.timed_out
     assert all(r.outcome in ("timeout", "skipped") for item in ("linear", "softmax") for r in scores[item].records)
+
+
+def test_untrusted_code_is_refused_where_no_sandbox_can_be_made_unless_no_sandbox_is_given():
+    from lmgrade.grade import GradingFailed
+
+    with pytest.raises(GradingFailed, match="--no-sandbox"):
+        grade(Selection(impl=None, adapters=str(HOSTILE / "forbidden_alias.py")), profile="fast", tests=FILES,
+              sandbox_request="no-such-tier")
+    with sandbox_tier("no-such-tier"), pytest.raises(sandbox.SandboxUnavailable, match="--no-sandbox"):
+        ChildBackend(impl=None, adapters=str(HOSTILE / "forbidden_alias.py"))
