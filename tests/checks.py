@@ -90,13 +90,36 @@ def _agree(got: dict, expected: dict, tol: Tolerance) -> bool:
 
 def own_composition_agrees(impl, fn: str, composition: Callable, impl_args: dict, got: dict, tol: Tolerance,
                            wrt: Sequence[str] = (), cotangent_seed: int = 0) -> bool:
-    """Does `got` (outputs and gradients of the composite) equal the composition of the submission's own parts?"""
+    """Does `got` (outputs and gradients of the composite) equal the composition of the submission's own parts?
+
+    Both sides may lack a gradient (a part that detaches its weight): then they agree only if
+    they lack the same ones and agree on the rest."""
     try:
         own = outputs_and_grads(_Composed(impl, fn, composition), fn, impl_args, wrt, cotangent_seed)
+    except Mismatch as partial:  # a gradient that does not reach its input: what was produced still counts
+        own = partial.outputs
     except NO_RESULT:
         return False
-    comparable = {name: value for name, value in own.items() if name in got}
-    return "output" in comparable and _agree(got, comparable, tol)
+    if not own or "output" not in own or set(own) != set(got):
+        return False
+    return _agree(got, own, tol)
+
+
+def call_or_own_parts(impl, fn: str, composition: Callable | None, **kwargs):
+    """Call a composite; if it crashes, and the composition of its own parts crashes with the same kind
+    of error on the same inputs, return None: the part that crashes pays in its own item."""
+    try:
+        return getattr(impl, fn)(**kwargs)
+    except Exception as crash:
+        if composition is None:
+            raise
+        try:
+            composition(impl, **kwargs)
+        except type(crash):
+            return None
+        except NO_RESULT:
+            pass
+        raise crash
 
 
 def check_against_reference(
@@ -128,7 +151,16 @@ def check_against_reference(
     got = None
     try:
         # The implementation first: if it is missing or crashes, no reference time is spent.
-        got = outputs_and_grads(impl, fn, impl_args, wrt, cotangent_seed)
+        try:
+            got = outputs_and_grads(impl, fn, impl_args, wrt, cotangent_seed)
+        except Mismatch as missing_gradient:
+            got = missing_gradient.outputs
+            raise
+        except Exception:
+            if composition is not None and any(call_or_own_parts(impl, fn, c, **impl_args) is None for c in
+                                               ((composition,) if callable(composition) else composition)):
+                return  # it crashes where its own parts crash: charged to the part
+            raise
         output = got["output"]
         if output.dtype != dtype:
             raise Mismatch(f"{fn}: output dtype is {output.dtype} for {dtype} inputs; it must follow the input dtype")
@@ -165,11 +197,11 @@ def property_or_own_parts(check: Callable[[], None], impl, fn: str, composition:
     """Run a property check of a composite; if it fails, excuse it when, on every call it made, the
     composite equals the composition of the submission's own parts (then a part is at fault, and
     that part's own item pays for it)."""
+    compositions = (composition,) if callable(composition) else tuple(composition)
     try:
         check()
     except Mismatch as failure:
         tol = property_tolerance(component)
-        compositions = (composition,) if callable(composition) else tuple(composition)
         for kwargs in calls:
             try:
                 got = {"output": getattr(impl, fn)(**kwargs).detach()}
@@ -178,6 +210,24 @@ def property_or_own_parts(check: Callable[[], None], impl, fn: str, composition:
                 explained_by_parts = False
             if not explained_by_parts:
                 raise failure from None
+    except Exception:
+        # A crash: excused where the composition of its own parts crashes the same way on one of the calls.
+        if not any(call_or_own_parts(impl, fn, c, **kwargs) is None for kwargs in calls for c in compositions):
+            raise
+
+
+def raise_unless_own_parts_crash(error: Exception, impl, fn: str, composition, **kwargs) -> bool:
+    """For a crash met outside a comparison (a FLOP count): True when the composition of the
+    submission's own parts crashes the same way (a part pays for it), else re-raise it."""
+    compositions = (composition,) if callable(composition) else tuple(composition)
+    for c in compositions:
+        try:
+            c(impl, **kwargs)
+        except type(error):
+            return True
+        except NO_RESULT:
+            pass
+    raise error
 
 
 def count_flops(bound, fn: str, **kwargs) -> tuple[int, Exception | None]:

@@ -14,6 +14,12 @@ from torch import Tensor
 RMSNORM_EPS = 1e-5  # the SPEC model's RMSNorm eps (CS336's default)
 
 
+def swiglu(impl, d_model, d_ff, w1_weight, w2_weight, w3_weight, in_features) -> Tensor:
+    """W2( silu(W1 x) ⊙ W3 x ) with the submission's own Linear and SiLU."""
+    gate = impl.run_silu(impl.run_linear(d_model, d_ff, w1_weight, in_features))
+    return impl.run_linear(d_ff, d_model, w2_weight, gate * impl.run_linear(d_model, d_ff, w3_weight, in_features))
+
+
 def _split_heads(t: Tensor, num_heads: int) -> Tensor:
     """(..., seq, d_model) -> (..., heads, seq, d_head); projection rows are ordered (heads, d_head)."""
     return t.unflatten(-1, (num_heads, t.shape[-1] // num_heads)).transpose(-3, -2)
@@ -116,6 +122,7 @@ def scaled_dot_product_attention(impl, Q, K, V, mask=None) -> Tensor:
 KV_CACHE = (transformer_lm_incremental, transformer_lm_incremental_from_parts)
 
 COMPOSITIONS = {
+    "run_swiglu": swiglu,
     "run_scaled_dot_product_attention": scaled_dot_product_attention,
     "run_multihead_self_attention": multihead_self_attention,
     "run_multihead_self_attention_with_rope": multihead_self_attention_with_rope,

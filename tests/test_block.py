@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from . import compositions
-from .checks import assert_unchanged, check_against_reference, on, property_or_own_parts
+from .checks import assert_unchanged, call_or_own_parts, check_against_reference, on, property_or_own_parts
 from .strategies import LM_CONFIGS, block_weights, layouts, lm_cases, randn
 
 BLOCK_WEIGHT_NAMES = list(block_weights(8, 8, 0))
@@ -31,7 +31,10 @@ FIXED = [(LM_CONFIGS[0], 3, 5, 0), (LM_CONFIGS[2], 2, 16, 1), (LM_CONFIGS[1], 1,
 @given(case=lm_cases(), layout=layouts)
 def test_block_output_keeps_input_shape_and_dtype(impl, device, case, layout):
     config, batch, seq, seed = case
-    out = impl.run_transformer_block(**on(block_args(config, batch, seq, seed), device=device, layout=layout))
+    out = call_or_own_parts(impl, "run_transformer_block", compositions.transformer_block,
+                            **on(block_args(config, batch, seq, seed), device=device, layout=layout))
+    if out is None:
+        return  # it crashes where its own RMSNorm, attention or SwiGLU crashes: charged there
     assert out.shape == (batch, seq, config.d_model) and out.dtype == torch.float32 and out.device.type == device.type
 
 

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from . import compositions
-from .checks import assert_unchanged, check_against_reference, count_flops, on, property_or_own_parts
+from .checks import assert_unchanged, check_against_reference, count_flops, on, property_or_own_parts, raise_unless_own_parts_crash
 from .strategies import LM_CONFIGS, cached_lm_cases, chunk_schedules
 from .test_lm import lm_args
 
@@ -55,8 +55,9 @@ def test_decoding_one_token_with_the_cache_does_not_recompute_the_prefix(impl):
     with torch.no_grad():
         with_step, error = count_flops(impl, "run_transformer_lm_incremental", **args, chunk_sizes=[prefix, 1])
         prefill_only, _ = count_flops(impl, "run_transformer_lm_incremental", **dict(args, in_indices=args["in_indices"][:, :prefix]), chunk_sizes=[prefix])
-    if error is not None:
-        raise error
+    if error is not None and raise_unless_own_parts_crash(error, impl, "run_transformer_lm_incremental", compositions.KV_CACHE,
+                                                          **args, chunk_sizes=[prefix, 1]):
+        return  # its own parts crash the same way: charged to them
     step = with_step - prefill_only
     d, f, L, V = config.d_model, config.d_ff, config.num_layers, config.vocab_size
     per_token_matmuls = 2 * (L * (4 * d * d + 3 * d * f) + d * V)

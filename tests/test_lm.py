@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from . import compositions
-from .checks import assert_unchanged, check_against_reference, on, property_or_own_parts
+from .checks import assert_unchanged, call_or_own_parts, check_against_reference, on, property_or_own_parts
 from .strategies import LM_CONFIGS, layouts, lm_cases, lm_weights, randint
 
 
@@ -29,7 +29,10 @@ def lm_property(impl, check, calls):
 @given(case=lm_cases(), layout=layouts)
 def test_lm_logits_are_batch_by_seq_by_vocab_in_weight_dtype(impl, device, case, layout):
     config, batch, seq, seed = case
-    out = impl.run_transformer_lm(**on(lm_args(config, batch, seq, seed), device=device, layout=layout))
+    out = call_or_own_parts(impl, "run_transformer_lm", compositions.transformer_lm,
+                            **on(lm_args(config, batch, seq, seed), device=device, layout=layout))
+    if out is None:
+        return  # it crashes where its own embedding, blocks, RMSNorm or Linear crash: charged there
     assert out.shape == (batch, seq, config.vocab_size) and out.dtype == torch.float32 and out.device.type == device.type
 
 

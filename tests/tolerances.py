@@ -42,6 +42,9 @@ _FLOAT32_ROWS: dict[str, tuple[float, float, str]] = {
     "silu": (1e-5, 1e-6, "elementwise exp, add, divide: a few u per element"),
     "swiglu": (1e-5, 1e-5, "three dot products (n ≤ 48) and a silu, in sequence: ~3 × linear's"),
     "softmax": (1e-5, 1e-6, "a max, n ≤ 17 exps and a sum: ≤ 17·u relative per probability"),
+    "softmax_near_1000": (1e-3, 5e-4, "inputs near 1000 (exact in float32, steps of 1/8): a correct log-sum-exp there is "
+                                      "rounded to ulp(1000)/2 = 3e-5, which x − lse carries into every probability; the "
+                                      "gradient s ⊙ (g − Σ s g) cancels terms and carries ~10× that relative to its largest"),
     "attention": (1e-4, 1e-5, "QKᵀ (n = d_k), softmax over ≤ 16 keys, weights·V, and for MHA four projections; "
                               "gradients add the softmax Jacobian: ~10× linear's"),
     "rope": (1e-5, 1e-5, "cos/sin of angles ≤ 32 rad: a float32 angle table is off by ≤ 32·u ≈ 2e-6"),
@@ -50,6 +53,9 @@ _FLOAT32_ROWS: dict[str, tuple[float, float, str]] = {
     "kv_cache": (1e-4, 5e-5, "the LM's row: chunked and full forwards differ only in summation order"),
     "cross_entropy": (1e-4, 1e-5, "a log-sum-exp over ≤ 17 logits and a mean over ≤ 24 targets; logits ×1000 "
                                   "cancel large terms in the gradient"),
+    "cross_entropy_large_logits": (1e-4, 2e-4, "logits ×1000: float32 spacing there is ulp(1000) = 6e-5, so a correct "
+                                               "log-sum-exp (torch.logsumexp, or max + log Σ) is off by up to that in log space, "
+                                               "i.e. ~6e-5 of a probability, relative to the gradient's scale 1/N"),
     "decoding": (1e-5, 1e-6, "a softmax over ≤ 17 logits and a renormalising sum"),
     "perplexity": (1e-4, 1e-5, "exp of a mean of ≤ 40 NLLs, each off by the LM's row"),
 }

@@ -8,7 +8,7 @@ from lmgrade.compare import Mismatch
 from lmgrade.diagnosis import diagnose_measurement, explained
 
 from .. import compositions
-from ..checks import check_against_reference, count_flops, on
+from ..checks import check_against_reference, count_flops, on, raise_unless_own_parts_crash
 from ..strategies import LM_CONFIGS, cached_lm_cases, chunk_schedules, layouts
 from ..test_lm import lm_args
 
@@ -33,11 +33,17 @@ def test_a_cached_decoding_step_costs_no_more_than_twice_the_reference_step(impl
             with_step, error = count_flops(bound, "run_transformer_lm_incremental", **args, chunk_sizes=[prefix, 1])
             prefill, _ = count_flops(bound, "run_transformer_lm_incremental",
                                      **dict(args, in_indices=args["in_indices"][:, :prefix]), chunk_sizes=[prefix])
+        if error is not None and bound is impl and raise_unless_own_parts_crash(
+                error, impl, "run_transformer_lm_incremental", compositions.KV_CACHE, **args, chunk_sizes=[prefix, 1]):
+            return None  # its own parts crash the same way: charged to them
         if error is not None:
             raise error
         return with_step - prefill
 
-    got, expected = step_flops(impl), step_flops(oracle.reference)
+    got = step_flops(impl)
+    if got is None:
+        return
+    expected = step_flops(oracle.reference)
     if got > 2 * expected:
         raise explained(
             Mismatch(f"one cached decoding step cost {got} FLOPs, the reference's {expected}: is the prefix recomputed?"),
