@@ -9,6 +9,7 @@ the softmax item, not to everything built on it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import torch
@@ -244,3 +245,40 @@ def count_flops(bound, fn: str, **kwargs) -> tuple[int, Exception | None]:
         except Exception as error:  # noqa: BLE001 - the caller decides what the error means
             return counter.get_total_flops(), error
     return counter.get_total_flops(), None
+
+
+def own_lm_crashes_like(impl, crash: Exception) -> bool:
+    """Does the submission's own LM, on a small standard case, raise the same kind of error?"""
+    from .strategies import LM_CONFIGS, lm_weights, randint
+
+    config = LM_CONFIGS[0]
+    args = on(dict(**config.args(), weights=lm_weights(config, 0), in_indices=randint(config.vocab_size, (2, 5), 1)))
+    try:
+        impl.run_transformer_lm(**args)
+    except type(crash):
+        return True
+    except NO_RESULT:
+        return False
+    return False
+
+
+def excuse_crashes_of_the_own_lm(namespace: dict) -> None:
+    """Wrap every test_* function of a module built on the LM (generation, perplexity): a crash is not
+    charged there when the submission's own LM crashes the same way (the LM's items pay for it)."""
+    for name, test in list(namespace.items()):
+        if name.startswith("test_") and callable(test):
+            namespace[name] = _excused(test)
+
+
+def _excused(test):
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs):
+        try:
+            return test(*args, **kwargs)
+        except Exception as crash:
+            impl = kwargs.get("impl")
+            if impl is not None and own_lm_crashes_like(impl, crash):
+                return None
+            raise
+
+    return wrapper
