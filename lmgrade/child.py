@@ -98,13 +98,12 @@ class Server:
             return 0
 
         with torch.set_grad_enabled(bool(header["grad"])), detector, counter:
-            seen_before = detector.canary()
             first = flop_canary()
             try:
                 output = function(*args)
             finally:
                 # The grader's own calls after the submission's: the detector and the counter must still see them.
-                self.canary["detector_canary"] = seen_before and detector.canary()
+                self.canary["detector_canary"] = detector.canary()
                 last = flop_canary()
                 if counting:
                     self.canary["canary_flops"] = [first, last]

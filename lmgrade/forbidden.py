@@ -40,6 +40,13 @@ def _call_site() -> str:
     return f"{frame.filename}:{frame.lineno} ({frame.line})" if frame else "unknown call site"
 
 
+@lru_cache(maxsize=1)
+def _canary_input():
+    import torch
+
+    return torch.zeros(2)
+
+
 class ForbiddenCallDetector(TorchFunctionMode):
     """Records every forbidden torch function called while active; lets the call through."""
 
@@ -68,7 +75,7 @@ class ForbiddenCallDetector(TorchFunctionMode):
 
         self._in_canary, self.canary_seen = True, False
         try:
-            torch.softmax(torch.zeros(2), 0)
+            torch.softmax(_canary_input(), 0)
         finally:
             self._in_canary = False
         return self.canary_seen

@@ -129,6 +129,7 @@ class ChildBackend:
         # Static scan of what the child will import, done here, where the submission cannot reach.
         scanned = selection["adapters"] or selection["submission"] or (
             str(work / "runtime" / impl) if impl == "student" else None)
+        self._scan_verdicts: dict = {}
         self.scan = static_scan.scan_path(scanned, adapters_file=bool(selection["adapters"])) if scanned else None
 
     # -- process ------------------------------------------------------------------------
@@ -256,7 +257,10 @@ class ChildBackend:
             return
         from .forbidden import forbidden_for
 
-        found = self.scan.violations(name, forbidden_for(self.current_item))
+        key = (name, self.current_item)
+        if key not in self._scan_verdicts:
+            self._scan_verdicts[key] = self.scan.violations(name, forbidden_for(self.current_item))
+        found = self._scan_verdicts[key]
         if found:
             where = f" (forbidden in item {self.current_item})" if self.current_item else ""
             raise ForbiddenCall(f"forbidden torch function or unsafe code{where}, found by the grader's scan of your files: "
