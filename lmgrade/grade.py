@@ -112,7 +112,7 @@ def grade(
                 selection = Selection(impl=None, submission=str(intake.take_in_submission(
                     Path(selection.submission), Path(tmp) / "submission")))
             elif selection.adapters:
-                selection = Selection(impl=None, adapters=str(intake.take_in_file(
+                selection = Selection(impl=None, adapters=str(intake.take_in_adapters(
                     Path(selection.adapters), Path(tmp) / "submission" / Path(selection.adapters).name)))
         except (intake.SubmissionRefused, OSError) as error:
             return Grade(_refused(rubric, str(error)), rubric, 0.0, 0, str(error), tier.describe(), [])

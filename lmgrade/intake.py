@@ -103,6 +103,51 @@ def take_in_file(path: Path, dest: Path) -> Path:
     return Path(dest)
 
 
+SOURCE_SKIPPED_DIRS = SKIPPED_DIRS + (".venv", "venv", "env", "site-packages", "node_modules", "build", "dist", "data")
+
+
+def source_root(adapters: Path) -> Path:
+    """Where an adapters file's own package lives: its folder, or the folder above a tests/ folder
+    (CS336's layout: repo/tests/adapters.py imports repo/cs336_basics)."""
+    folder = Path(adapters).parent
+    return folder.parent if folder.name == "tests" else folder
+
+
+def take_in_adapters(path: Path, dest: Path) -> Path:
+    """An adapters file and the Python sources beside it (the package it imports), bounded.
+
+    Only .py files are taken from the source root (data files, virtual environments and caches
+    stay behind); a .py file that is a link, or too many or too large ones, refuse the whole.
+    Everything lands under dest's folder, in the source root's layout; returns the adapters copy."""
+    path = Path(path)
+    info = os.lstat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise SubmissionRefused(f"{path.name} is {_kind(info.st_mode)}: only a regular file is accepted")
+    root = source_root(path)
+    relative_adapters = path.relative_to(root)
+    dest_root = Path(dest).parent
+    taken, total = 0, 0
+    for current, dirs, files in os.walk(root, followlinks=False):
+        here = Path(current)
+        if len(here.relative_to(root).parts) > MAX_DEPTH:
+            dirs[:] = []
+            continue
+        dirs[:] = sorted(d for d in dirs if d not in SOURCE_SKIPPED_DIRS and not d.startswith(".")
+                         and stat.S_ISDIR(os.lstat(here / d).st_mode))
+        for name in sorted(f for f in files if f.endswith(".py")):
+            source = here / name
+            file_info = os.lstat(source)
+            shown = str(source.relative_to(root))
+            if not stat.S_ISREG(file_info.st_mode):
+                raise SubmissionRefused(f"{shown} is {_kind(file_info.st_mode)}: only regular files are accepted")
+            taken, total = taken + 1, total + file_info.st_size
+            if file_info.st_size > MAX_FILE_BYTES or taken > MAX_FILES or total > MAX_TOTAL_BYTES:
+                raise SubmissionRefused(f"the Python sources beside {path.name} exceed the limits "
+                                        f"({MAX_FILES} files, {MAX_FILE_BYTES} bytes each, {MAX_TOTAL_BYTES} in all)")
+            _copy_regular(source, dest_root / source.relative_to(root))
+    return dest_root / relative_adapters
+
+
 def take_in_submission(submission: Path, dest_root: Path) -> Path:
     """A folder holding student/: copy student/ to dest_root/student; return dest_root."""
     submission = Path(submission)

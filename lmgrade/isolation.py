@@ -111,7 +111,7 @@ class ChildBackend:
         sandbox.stage_runtime(work / "runtime", trusted_package)
         selection = {"impl": impl, "adapters": None, "submission": None}
         if adapters:
-            selection["adapters"] = str(intake.take_in_file(Path(adapters), work / "submission" / Path(adapters).name))
+            selection["adapters"] = str(intake.take_in_adapters(Path(adapters), work / "submission" / Path(adapters).name))
         if submission:
             selection["submission"] = str(intake.take_in_submission(Path(submission), work / "submission"))
         sandbox.own_for_child(work, self.uid)

@@ -289,6 +289,15 @@ def scan_path(path: str | Path, adapters_file: bool = False) -> ScanResult:
     for _, code in codes:
         if code is not None:
             defined |= _defined_names(code)
+    if adapters_file and path.is_file():
+        # Names its own package defines (cs336_basics.softmax is the student's softmax, not torch's):
+        # the Python sources taken in beside it (lmgrade.intake.take_in_adapters).
+        folder = path.parent
+        for root in ([folder, folder.parent] if folder.name == "tests" else [folder]):
+            for source in sorted(root.rglob("*.py")):
+                code = _code_objects(source) if source != path else None
+                if code is not None:
+                    defined |= _defined_names(code)
     result = ScanResult(files=len(files))
     pol = policy()
     for p, code in codes:
