@@ -248,18 +248,19 @@ def count_flops(bound, fn: str, **kwargs) -> tuple[int, Exception | None]:
 
 
 def own_lm_crashes_like(impl, crash: Exception) -> bool:
-    """Does the submission's own LM, on a small standard case, raise the same kind of error?"""
+    """Does the submission's own LM, on a small standard case, raise the same kind of error, or give
+    NaN/Inf logits (from which no generation or perplexity can be right)?"""
     from .strategies import LM_CONFIGS, lm_weights, randint
 
     config = LM_CONFIGS[0]
     args = on(dict(**config.args(), weights=lm_weights(config, 0), in_indices=randint(config.vocab_size, (2, 5), 1)))
     try:
-        impl.run_transformer_lm(**args)
+        logits = impl.run_transformer_lm(**args)
     except type(crash):
         return True
     except NO_RESULT:
         return False
-    return False
+    return not bool(torch.isfinite(logits).all())
 
 
 def excuse_crashes_of_the_own_lm(namespace: dict) -> None:

@@ -75,6 +75,38 @@ def transformer_lm_incremental(impl, chunk_sizes, **lm_args) -> Tensor:
     return impl.run_transformer_lm(**lm_args)
 
 
+def transformer_lm_incremental_by_prefixes(impl, chunk_sizes, **lm_args) -> Tensor:
+    """Each chunk's logits from the submission's own full forward over everything up to the chunk's end:
+    what a correct cache gives whatever the attention's mask does (a missing or misaligned causal
+    mask is the attention's mistake, charged there)."""
+    logits, end = [], 0
+    tokens = lm_args.pop("in_indices")
+    for size in chunk_sizes:
+        start, end = end, end + size
+        logits.append(impl.run_transformer_lm(**lm_args, in_indices=tokens[:, :end])[:, start:end])
+    return torch.cat(logits, dim=1)
+
+
+class NotApplicable(Exception):
+    """This composition does not apply to the submission (raised instead of an answer)."""
+
+
+def transformer_lm_incremental_if_the_lm_is_not_causal(impl, chunk_sizes, **lm_args) -> Tensor:
+    """A KV cache is only defined for a causal model. When the submission's own LM is not causal (its
+    attention's mistake, charged there), whatever its cache returns is taken as it is."""
+    tokens = lm_args["in_indices"]
+    if tokens.shape[1] < 2:
+        raise NotApplicable("one token: causality cannot be observed")
+    cut = tokens.shape[1] // 2
+    changed = tokens.clone()
+    changed[:, cut:] = (changed[:, cut:] + 1) % lm_args["vocab_size"]
+    before = impl.run_transformer_lm(**lm_args)[:, :cut]
+    after = impl.run_transformer_lm(**dict(lm_args, in_indices=changed))[:, :cut]
+    if torch.allclose(before, after, rtol=1e-4, atol=1e-5):
+        raise NotApplicable("the LM is causal")
+    return impl.run_transformer_lm_incremental(**lm_args, chunk_sizes=chunk_sizes)
+
+
 def transformer_lm_incremental_from_parts(impl, vocab_size, context_length, d_model, num_layers, num_heads, d_ff,
                                           rope_theta, weights, in_indices, chunk_sizes) -> Tensor:
     """The reference's KV-cache logic with the submission's own Linear, RoPE, attention, RMSNorm, SwiGLU:
@@ -117,9 +149,11 @@ def scaled_dot_product_attention(impl, Q, K, V, mask=None) -> Tensor:
     return impl.run_softmax(scores, -1) @ V
 
 
-# A KV cache passes if it equals the reference, the submission's own full forward, or the reference's
-# cache logic over the submission's own parts.
-KV_CACHE = (transformer_lm_incremental, transformer_lm_incremental_from_parts)
+# A KV cache passes if it equals the reference, the submission's own full forward, its own forward
+# over each chunk's prefix, or the reference's cache logic over the submission's own parts; and it is
+# not graded on values when the submission's own LM is not causal.
+KV_CACHE = (transformer_lm_incremental, transformer_lm_incremental_by_prefixes, transformer_lm_incremental_from_parts,
+            transformer_lm_incremental_if_the_lm_is_not_causal)
 
 COMPOSITIONS = {
     "run_swiglu": swiglu,

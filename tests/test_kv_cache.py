@@ -27,7 +27,7 @@ def kv_property(impl, args, schedule):
         assert_unchanged(chunked.cpu(), impl.run_transformer_lm(**args).cpu(), f"logits fed in chunks {schedule} vs your own full forward",
                          component="kv_cache")
 
-    property_or_own_parts(check, impl, "run_transformer_lm_incremental", compositions.transformer_lm_incremental_from_parts,
+    property_or_own_parts(check, impl, "run_transformer_lm_incremental", compositions.KV_CACHE[1:],
                           [dict(args, chunk_sizes=schedule)], "kv_cache")
 
 
