@@ -127,7 +127,7 @@ if [ "$STATUS" -ne 0 ]; then
 fi
 
 cd "$SOURCE" || give_zero "The autograder is not installed correctly (no $SOURCE). Please tell your instructor."
-"$PY" -m lmgrade grade --submission "$WORK/submission" --gradescope "$RESULTS" > "$LOG" 2>&1
+"$PY" -m lmgrade grade --rubric "${LMGRADE_RUBRIC:-__RUBRIC__}" --submission "$WORK/submission" --gradescope "$RESULTS" > "$LOG" 2>&1
 STATUS=$?
 cat "$LOG"
 
@@ -178,7 +178,11 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes, mode: int) -> None:
     archive.writestr(info, data)
 
 
-def build_bundle(out_zip: Path, project_root: Path = PROJECT_ROOT) -> BundleSummary:
+def build_bundle(out_zip: Path, project_root: Path = PROJECT_ROOT, rubric: str = "default") -> BundleSummary:
+    """rubric: the rubric run_autograder grades with ("default", "cs336"); LMGRADE_RUBRIC overrides it there."""
+    from .rubric import load_rubric
+
+    load_rubric(rubric)  # a rubric that does not load fails here, not on Gradescope
     out_zip = Path(out_zip).resolve()
     project_root = Path(project_root).resolve()
     if not (project_root / "reference").is_dir() or not (project_root / "tests" / "hidden").is_dir():
@@ -188,7 +192,7 @@ def build_bundle(out_zip: Path, project_root: Path = PROJECT_ROOT) -> BundleSumm
     tmp = out_zip.with_name(out_zip.name + ".partial")
     with zipfile.ZipFile(tmp, "w") as archive:
         _add(archive, "setup.sh", SETUP_SH.encode(), 0o755)
-        _add(archive, "run_autograder", RUN_AUTOGRADER.encode(), 0o755)
+        _add(archive, "run_autograder", RUN_AUTOGRADER.replace("__RUBRIC__", rubric).encode(), 0o755)
         for relative in files:
             path = project_root / relative
             mode = 0o755 if os.access(path, os.X_OK) else 0o644

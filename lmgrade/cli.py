@@ -98,7 +98,7 @@ def cmd_release(args: argparse.Namespace) -> int:
 def cmd_bundle(args: argparse.Namespace) -> int:
     from .bundle import build_bundle
 
-    build_bundle(Path(args.out_zip))
+    build_bundle(Path(args.out_zip), rubric=args.rubric)
     return 0
 
 
@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_release)
 
     p = sub.add_parser("bundle", help="build a Gradescope autograder zip")
+    p.add_argument("--rubric", default="default", metavar="NAME", help="the rubric run_autograder grades with: default or cs336")
     p.add_argument("out_zip", metavar="OUT.zip")
     p.set_defaults(run=cmd_bundle)
 

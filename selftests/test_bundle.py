@@ -124,3 +124,14 @@ def test_a_submission_linking_to_the_graders_reference_is_refused_with_score_0(b
     proc, results = run_autograder(root)
     assert results["score"] == 0 and results["tests"] == [], proc.stdout[-2000:]
     assert "symbolic link" in results["output"] and "not accepted" in results["output"]
+
+
+def test_the_bundle_grades_with_the_rubric_it_was_built_for(tmp_path):
+    out = tmp_path / "cs336.zip"
+    build_bundle(out, rubric="cs336")
+    with zipfile.ZipFile(out) as archive:
+        script = archive.read("run_autograder").decode()
+        assert "lmgrade/rubric_cs336.toml" in archive.namelist()
+    assert '--rubric "${LMGRADE_RUBRIC:-cs336}"' in script
+    with pytest.raises(FileNotFoundError):
+        build_bundle(tmp_path / "bad.zip", rubric="no-such-rubric")
