@@ -390,7 +390,7 @@ def build_handout(out_dir: Path, project_root: Path = PROJECT_ROOT, snapshots: P
         copy_tree(project_root / "student", stage / "student")
         copy_tree(project_root / "adapters", stage / "adapters")
         copy_tree(project_root / "tests", stage / "tests", leave_out={"hidden", "data"})
-        copy_tree(project_root / "lmgrade", stage / "lmgrade", leave_out=set(INSTRUCTOR_ONLY) | {"rubric.toml"})
+        copy_tree(project_root / "lmgrade", stage / "lmgrade", leave_out=set(INSTRUCTOR_ONLY) | {"rubric.toml", "rubric_cs336.toml"})
         shutil.copy2(project_root / "conftest.py", stage / "conftest.py")
 
         rubric_text, visible_total = visible_rubric_toml(project_root / "lmgrade" / "rubric.toml")

@@ -31,9 +31,8 @@ def multihead_self_attention(impl, d_model, num_heads, q_proj_weight, k_proj_wei
                for w in (q_proj_weight, k_proj_weight, v_proj_weight))  # (..., h, seq, d_head)
     seq = in_features.shape[-2]
     if rope:
-        if token_positions is None:
-            token_positions = torch.arange(seq, device=in_features.device)
-        positions = token_positions.unsqueeze(-2).expand(*q.shape[:-1])  # the same positions for every head
+        default = torch.arange(seq, device=in_features.device)
+        positions = (default if token_positions is None else token_positions).unsqueeze(-2).expand(*q.shape[:-1])  # every head
         q = impl.run_rope(q.shape[-1], theta, max_seq_len, q, positions)
         k = impl.run_rope(k.shape[-1], theta, max_seq_len, k, positions)
     causal = torch.ones(seq, seq, dtype=torch.bool, device=in_features.device).tril()  # key j ≤ query i
@@ -145,7 +144,7 @@ def scaled_dot_product_attention(impl, Q, K, V, mask=None) -> Tensor:
     """softmax(QKᵀ/√d_k + mask) V with the submission's own softmax."""
     scores = (Q / Q.shape[-1] ** 0.5) @ K.transpose(-2, -1)  # (... queries, keys)
     if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
+        scores = torch.where(mask, scores, torch.tensor(float("-inf"), dtype=scores.dtype, device=scores.device))
     return impl.run_softmax(scores, -1) @ V
 
 
