@@ -58,8 +58,9 @@ def test_every_alternative_is_checked_on_real_rubric_items(variant):
 
 def test_every_component_with_bugs_is_reachable_by_a_diagnosis():
     """A bug whose component no adapter maps to could never be diagnosed."""
-    components = set(COMPONENT_OF.values())
+    components = set(COMPONENT_OF.values()) | {"dtype"}  # dtype bugs: candidates for every adapter's non-float32 cases
     assert {b.item.split(".")[0] for b in BUGS} <= components
+    assert all(b.item == "dtype" for b in candidate_groups("run_rope", torch.float64)[0])
     groups = candidate_groups("run_transformer_lm")
     assert [b.item for b in groups[0]] == ["lm"] * len(groups[0])  # its own bugs first…
     assert any(b.item == "attention" for b in groups[1])  # …then those of what it builds on
