@@ -57,7 +57,8 @@ def test_the_scripts_are_executable_in_the_zip_and_valid_bash(bundle, tmp_path):
     setup = (tmp_path / "setup.sh").read_text()
     assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in setup
     assert 'pip install -e "$SOURCE"' in setup
-    assert "lmgrade grade --submission" in (tmp_path / "run_autograder").read_text()
+    script = (tmp_path / "run_autograder").read_text()
+    assert "lmgrade grade --rubric" in script and '--submission "$WORK/submission"' in script
 
 
 def fake_autograder(bundle: Path, root: Path) -> Path:

@@ -89,7 +89,7 @@ def test_gradescope_junit_and_markdown_outputs_follow_their_schemas():
                        ("tests/test_top.py::test_d", "passed", "", ""))
     scores = score_items(TOY, records, {})
     results = gradescope_results(scores, execution_time=3.2)
-    assert results["score"] == 4.0 and isinstance(results["tests"], list) and len(results["tests"]) == 3
+    assert results["score"] == 8.0 and isinstance(results["tests"], list) and len(results["tests"]) == 3
     for test in results["tests"]:
         assert set(test) >= {"name", "score", "max_score", "status", "output", "visibility"}
         assert test["status"] in ("passed", "failed") and test["visibility"] in ("visible", "after_published", "hidden")
@@ -97,7 +97,7 @@ def test_gradescope_junit_and_markdown_outputs_follow_their_schemas():
     points = {case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")} for case in suite.iter("testcase")}
     assert points["base.hidden"]["points"] == "0" and points["base.hidden"]["max_points"] == "2"
     assert suite.get("failures") == "1"  # base.hidden only: top, built on base, keeps its points
-    assert "**Score: 4.00 / 10**" in markdown_report(scores, "t")
+    assert "**Score: 8.00 / 10**" in markdown_report(scores, "t")
 
 
 def test_the_same_submission_graded_twice_gets_the_same_outcomes(tmp_path):
@@ -122,10 +122,10 @@ def test_a_looping_test_times_out_and_the_run_goes_on(tmp_path):
 
 @pytest.mark.parametrize("bug_name, lost", [
     ("cross_entropy_mean_over_all_targets", {"cross_entropy", "cross_entropy.hidden"}),
-    ("swiglu_w1_w3_swapped", {"swiglu", "swiglu.hidden", "block", "block.hidden", "lm", "lm.hidden", "kv_cache",
-                              "kv_cache.hidden", "generate", "generate.hidden", "perplexity", "perplexity.hidden"}),
+    # SwiGLU is called by the block, the LM, the cache, generation and perplexity: each keeps its points.
+    ("swiglu_w1_w3_swapped", {"swiglu", "swiglu.hidden"}),
 ])
-def test_one_broken_component_loses_exactly_its_items_and_the_items_that_require_it(bug_name, lost, tmp_path):
+def test_one_broken_component_loses_exactly_its_own_items_on_the_whole_suite(bug_name, lost, tmp_path):
     bug = next(b for b in BUGS if b.name == bug_name)
     result = grade(Selection(submission=str(materialise(bug, tmp_path))), profile="fast")
     losing = {s.item.id for s in result.scores if s.score < s.max_score}
