@@ -92,17 +92,6 @@ def take_in_package(folder: Path, dest: Path, shown_as: str = "student") -> Path
     return Path(dest)
 
 
-def take_in_file(path: Path, dest: Path) -> Path:
-    """One adapters file: a regular .py file, bounded."""
-    info = os.lstat(path)
-    if not stat.S_ISREG(info.st_mode):
-        raise SubmissionRefused(f"{Path(path).name} is {_kind(info.st_mode)}: only a regular file is accepted")
-    if info.st_size > MAX_FILE_BYTES:
-        raise SubmissionRefused(f"{Path(path).name} has {info.st_size} bytes (at most {MAX_FILE_BYTES})")
-    _copy_regular(Path(path), Path(dest))
-    return Path(dest)
-
-
 SOURCE_SKIPPED_DIRS = SKIPPED_DIRS + (".venv", "venv", "env", "site-packages", "node_modules", "build", "dist", "data")
 
 
