@@ -12,7 +12,8 @@ import importlib
 import sys
 from pathlib import Path
 
-from .backend import Bound, MissingAdapter, load_module_from_path
+from .bound import Bound, load_module_from_path
+from .dispatch import MissingAdapter
 from .package import PackageAdapters
 from .signatures import ADAPTER_NAMES
 

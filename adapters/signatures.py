@@ -15,7 +15,7 @@ from beartype import beartype
 from jaxtyping import Bool, Float, Int, jaxtyped
 from torch import Tensor
 
-from .backend import dispatch
+from .dispatch import dispatch
 
 checked = jaxtyped(typechecker=beartype)
 

@@ -17,8 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-from .grade import Grade, GradingFailed, Selection, grade
-from .report import gradescope_results, junit_xml, markdown_report, scorecard_text
+from lmgrade.grading.grade import Grade, GradingFailed, Selection, grade, grade_notes
+from lmgrade.outputs.report import gradescope_results, junit_xml, markdown_report, scorecard_text
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
@@ -43,15 +43,6 @@ def _add_grading_options(parser: argparse.ArgumentParser) -> None:
 
 def _selection(args: argparse.Namespace) -> Selection:
     return Selection(impl=args.impl or "student", adapters=args.adapters, submission=args.submission)
-
-
-def grade_notes(result: Grade) -> str:
-    """The lines every output carries: which sandbox ran the code, what ran out of time."""
-    lines = [result.sandbox] if result.sandbox else []
-    if result.timed_out:
-        budget = f" (time budget {result.time_budget:g} s)" if result.time_budget else ""
-        lines.append(f"ran out of time{budget}: " + ", ".join(result.timed_out))
-    return "\n".join(lines)
 
 
 def write_outputs(result: Grade, args: argparse.Namespace, title: str) -> None:
@@ -81,7 +72,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 
 def cmd_grade_all(args: argparse.Namespace) -> int:
-    from .gradebook import grade_all
+    from lmgrade.grading.gradebook import grade_all
 
     grade_all(Path(args.directory), Path(args.csv), jobs=args.jobs, profile=args.profile, per_test_timeout=args.timeout,
               isolate=args.isolate, time_budget=args.time_budget, sandbox_request=args.sandbox)
@@ -89,21 +80,21 @@ def cmd_grade_all(args: argparse.Namespace) -> int:
 
 
 def cmd_release(args: argparse.Namespace) -> int:
-    from .release import build_handout
+    from lmgrade.outputs.handout import build_handout
 
     build_handout(Path(args.out_dir))
     return 0
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
-    from .bundle import build_bundle
+    from lmgrade.outputs.bundle import build_bundle
 
     build_bundle(Path(args.out_zip), rubric=args.rubric)
     return 0
 
 
 def cmd_selfcheck(args: argparse.Namespace) -> int:
-    from .selfcheck import main as selfcheck_main
+    from lmgrade.grading.selfcheck import main as selfcheck_main
 
     return selfcheck_main(jobs=args.jobs)
 

@@ -1,6 +1,8 @@
 """The pytest side of the grader: choose the implementation, provide fixtures, record outcomes.
 
-Thin on purpose: scoring lives in scoring.py, output formats in report.py.
+Thin on purpose: hooks and fixtures only. The calls as tests see them are lmgrade/grading/calls.py,
+the time budget lmgrade/grading/budget.py, outcomes and the scorecard lmgrade/grading/recorder.py,
+scoring lmgrade/core/scoring.py.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import time
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-from .forbidden import ForbiddenCallDetector, forbidden_for
-from .outcomes import ForbiddenCall, GradingTimeout, NotImplementedInSubmission
-from .profiles import DEFAULT_PROFILE, register_profiles
-from .recorder import Recorder
+from lmgrade.core.outcomes import GradingTimeout
+from lmgrade.core.profiles import DEFAULT_PROFILE, register_profiles
+from lmgrade.grading.budget import TimeBudget
+from lmgrade.grading.calls import GradedCalls
+from lmgrade.grading.recorder import Recorder
+from lmgrade.sandbox import isolation
+from lmgrade.sandbox.tiers import SandboxUnavailable
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -52,58 +56,8 @@ def pytest_configure(config: pytest.Config) -> None:
 _current_item: list[str | None] = [None]  # the rubric item of the test that is running
 
 
-class _GradedCalls:
-    """The bound adapters as the tests see them.
-
-    NotImplementedError becomes an outcome Hypothesis will not shrink, and forbidden torch
-    calls are detected (in this process, or in the child when isolated).
-    """
-
-    def __init__(self, bound, isolated: bool):
-        self._bound, self._isolated = bound, isolated
-
-    def count_flops(self, name: str, **kwargs) -> tuple[int, Exception | None]:
-        """FLOPs (torch.utils.flop_counter) of one adapter call where the submission runs, and its error if any."""
-        if not self._isolated:
-            with FlopCounterMode(display=False) as counter:
-                try:
-                    getattr(self, name)(**kwargs)
-                except Exception as error:  # noqa: BLE001 - the caller decides what the error means
-                    return counter.get_total_flops(), error
-            return counter.get_total_flops(), None
-        backend = self._bound.backend
-        backend.count_flops, backend.last_flops = True, 0
-        try:
-            getattr(self, name)(**kwargs)
-            return backend.last_flops, None
-        except Exception as error:  # noqa: BLE001
-            return backend.last_flops, error
-        finally:
-            backend.count_flops = False
-
-    def __getattr__(self, name: str):
-        function = getattr(self._bound, name)
-        item = _current_item[0]
-
-        def call(*args, **kwargs):
-            if self._isolated:
-                self._bound.backend.current_item = item
-                try:
-                    return function(*args, **kwargs)
-                except NotImplementedError as error:
-                    raise NotImplementedInSubmission(str(error)) from None
-            detector = ForbiddenCallDetector(forbidden_for(item))
-            try:
-                with detector:
-                    result = function(*args, **kwargs)
-            except NotImplementedError as error:
-                raise NotImplementedInSubmission(str(error) or f"{name} raises NotImplementedError") from None
-            violation = detector.report(item)
-            if violation:
-                raise ForbiddenCall(violation)
-            return result
-
-        return call
+def _running_item() -> str | None:
+    return _current_item[0]
 
 
 @pytest.fixture(scope="session")
@@ -113,29 +67,25 @@ def impl(request: pytest.FixtureRequest):
 
     options = request.config.option
     if options.isolate:
-        from .isolation import ChildBackend
-
-        from .sandbox import SandboxUnavailable
-
         try:
-            backend = ChildBackend(impl=options.impl, adapters=options.adapters, submission=options.submission,
+            backend = isolation.ChildBackend(impl=options.impl, adapters=options.adapters, submission=options.submission,
                                    cpu_seconds=int(_budget.total or 3600) + 60)
         except (SandboxUnavailable, ValueError, OSError) as error:  # no sandbox, or the submission refused
             pytest.fail(f"the submission could not be run: {error}", pytrace=False)
-        yield _GradedCalls(adapters.Bound(backend), isolated=True)
+        yield GradedCalls(adapters.Bound(backend), isolated=True, current_item=_running_item)
         backend.shutdown()
         return
     try:
         bound = adapters.select(impl=options.impl, adapters_file=options.adapters, submission=options.submission)
     except Exception as error:  # a broken submission fails its tests; it never stops the run
         pytest.fail(f"could not import the implementation under test: {type(error).__name__}: {error}", pytrace=False)
-    yield _GradedCalls(bound, isolated=False)
+    yield GradedCalls(bound, isolated=False, current_item=_running_item)
 
 
 @pytest.fixture(scope="session")
 def oracle():
     """Expected outputs and gradients: the live hidden reference, or the handout's snapshots."""
-    from .oracle import load_oracle
+    from lmgrade.core.oracle import load_oracle
 
     return load_oracle()
 
@@ -146,46 +96,7 @@ def device(request: pytest.FixtureRequest) -> torch.device:
     return torch.device(request.param)
 
 
-class _Budget:
-    """The time budget of the whole run (--lmgrade-deadline), shared among the rubric items that run.
-
-    When an item's first test starts, the item gets an equal share of what is left among the
-    items not started yet: time a fast item leaves unused goes to the later ones, and a hang
-    costs at most its own item's share.
-    """
-
-    def __init__(self):
-        self.deadline: float | None = None
-        self.total: float | None = None
-        self.items: set[str] = set()
-        self.share: dict[str, float] = {}
-        self.used: dict[str, float] = {}
-
-    def setup(self, config: pytest.Config, items: list[pytest.Item]) -> None:
-        self.deadline = config.getoption("lmgrade_deadline", None)
-        if self.deadline is None:
-            return
-        recorder = config.pluginmanager.get_plugin("lmgrade-recorder")
-        self.items = {owner.id for owner in (recorder.rubric.item_of(i.nodeid) for i in items) if owner is not None}
-        self.total = max(1.0, self.deadline - time.time())
-
-    def limit(self, item_id: str | None, per_test: float) -> tuple[float, str]:
-        """Seconds this test may run, and what it is limited by."""
-        slow = f"the test ran longer than {per_test:g} s (an endless loop, or far too slow)"
-        if self.deadline is None:
-            return per_test, slow
-        left = self.deadline - time.time()
-        candidates = [(per_test, slow), (left, f"the grading's time budget ({self.total:.0f} s) was used up")]
-        if item_id:
-            if item_id not in self.share:
-                waiting = max(1, len(self.items - set(self.share)))
-                self.share[item_id] = max(0.0, left) / waiting
-            candidates.append((self.share[item_id] - self.used.get(item_id, 0.0),
-                               f"this item used up its share ({self.share[item_id]:.0f} s) of the grading's time budget"))
-        return min(candidates, key=lambda c: c[0])
-
-
-_budget = _Budget()
+_budget = TimeBudget()
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -207,8 +118,6 @@ def pytest_runtest_call(item: pytest.Item):
     begun = time.monotonic()
 
     def expire(signum, frame):
-        from . import isolation
-
         left, _ = _budget.limit(None, per_test)  # a fresh child importing torch is not the submission's time,
         if isolation.starting and left > 1:  # but it is the budget's
             signal.setitimer(signal.ITIMER_REAL, min(seconds, left))

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from lmgrade.bundle import build_bundle
-from lmgrade.grade import PROJECT_ROOT
-from lmgrade.rubric import load_rubric
+from lmgrade.outputs.bundle import build_bundle
+from lmgrade.grading.grade import PROJECT_ROOT
+from lmgrade.core.rubric import load_rubric
 
 SCRIPTS = ("setup.sh", "run_autograder")
 
@@ -34,7 +34,7 @@ def names_in(bundle: Path) -> list[str]:
 
 def test_the_zip_holds_the_scripts_at_its_root_and_the_whole_instructor_project(bundle):
     names = names_in(bundle)
-    for needed in (*SCRIPTS, "pyproject.toml", "conftest.py", "lmgrade/cli.py", "lmgrade/rubric.toml", "reference/__init__.py",
+    for needed in (*SCRIPTS, "pyproject.toml", "conftest.py", "lmgrade/cli.py", "lmgrade/core/rubric.toml", "reference/__init__.py",
                    "student/__init__.py", "adapters/__init__.py", "tests/test_linear.py", "tests/hidden/test_linear.py"):
         assert needed in names, needed
     assert len(names) == len(set(names))
@@ -132,7 +132,7 @@ def test_the_bundle_grades_with_the_rubric_it_was_built_for(tmp_path):
     build_bundle(out, rubric="cs336")
     with zipfile.ZipFile(out) as archive:
         script = archive.read("run_autograder").decode()
-        assert "lmgrade/rubric_cs336.toml" in archive.namelist()
+        assert "lmgrade/core/rubric_cs336.toml" in archive.namelist()
     assert '--rubric "${LMGRADE_RUBRIC:-cs336}"' in script
     with pytest.raises(FileNotFoundError):
         build_bundle(tmp_path / "bad.zip", rubric="no-such-rubric")

@@ -10,14 +10,15 @@ import pytest
 import torch
 
 from lmgrade.bugs import ALTERNATIVES, BUGS, CATALOGUE
-from lmgrade.compare import LIKELY_CAUSE, Mismatch, Tolerance
-from lmgrade.diagnosis import COMPONENT_OF, candidate_groups, diagnose_outputs, explained
-from lmgrade.oracle import LiveOracle, SnapshotOracle
-from lmgrade.recorder import classify
-from lmgrade.rubric import load_rubric
-from lmgrade.selfcheck import Check, kill_matrix
-from lmgrade.selfcheck import test_files as files_of_item
-from lmgrade.variants import materialise
+from lmgrade.core.compare import LIKELY_CAUSE, Mismatch, Tolerance
+from lmgrade.catalogue.diagnosis import candidate_groups, diagnose_outputs, explained
+from lmgrade.core.parts import COMPONENT_OF
+from lmgrade.core.oracle import LiveOracle, SnapshotOracle
+from lmgrade.grading.recorder import classify
+from lmgrade.core.rubric import load_rubric
+from lmgrade.grading.selfcheck import Check, kill_matrix
+from lmgrade.grading.selfcheck import test_files as files_of_item
+from lmgrade.catalogue.variants import materialise
 
 RUBRIC_IDS = {item.id for item in load_rubric().items}
 
@@ -87,8 +88,8 @@ def _bug(name):
 
 
 def test_a_diagnosis_names_the_bug_whose_output_a_wrong_answer_equals(live_oracle):
-    from lmgrade.diagnosis import bound_variant
-    from lmgrade.oracle import outputs_and_grads
+    from lmgrade.catalogue.diagnosis import bound_variant
+    from lmgrade.core.evaluation import outputs_and_grads
 
     args, wrt = _case(), ["Q", "K", "V"]
     bug = _bug("attention_without_scale")

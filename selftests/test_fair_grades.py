@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from lmgrade.grade import Selection, grade
-from lmgrade.rubric import load_rubric
-from lmgrade.scoring import score_items
+from lmgrade.grading.grade import Selection, grade
+from lmgrade.core.rubric import load_rubric
+from lmgrade.core.scoring import score_items
 
 ADAPTERS = Path(__file__).parent / "cs336_float32" / "adapters.py"
 

@@ -9,13 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lmgrade.gradebook as gradebook
+import lmgrade.grading.gradebook as gradebook
 from lmgrade.bugs import BUGS
-from lmgrade.grade import PROJECT_ROOT, Grade, GradingFailed
-from lmgrade.gradebook import FIXED_COLUMNS, find_submissions, grade_all
-from lmgrade.rubric import load_rubric
-from lmgrade.scoring import PASSED, TestRecord, score_items
-from lmgrade.variants import materialise
+from lmgrade.grading.grade import PROJECT_ROOT, Grade, GradingFailed
+from lmgrade.grading.gradebook import FIXED_COLUMNS, find_submissions, grade_all
+from lmgrade.core.rubric import load_rubric
+from lmgrade.core.scoring import PASSED, TestRecord, score_items
+from lmgrade.catalogue.variants import materialise
 
 TESTS = ["tests/test_linear.py", "tests/test_softmax.py"]  # two items keep the run short
 
@@ -103,7 +103,7 @@ def test_the_command_writes_a_header_only_gradebook_for_an_empty_folder(tmp_path
 def test_an_honest_classmate_keeps_full_marks_beside_a_cache_poisoner_and_the_same_as_alone(tmp_path, monkeypatch):
     """grade-all, sandboxed: a submission that overwrites every oracle-cache entry it can reach (and any other
     .safetensors) cannot change a classmate's score; each is graded from its own copy, in its own sandbox."""
-    from lmgrade.grade import Selection, grade
+    from lmgrade.grading.grade import Selection, grade
 
     cache = tmp_path / "oracle-cache"
     monkeypatch.setenv("LMGRADE_ORACLE_CACHE", str(cache))

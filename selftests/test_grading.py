@@ -8,11 +8,11 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from lmgrade.bugs import BUGS
-from lmgrade.grade import PROJECT_ROOT, Selection, grade
-from lmgrade.report import gradescope_results, junit_xml, markdown_report
-from lmgrade.rubric import Item, Rubric, lint, load_rubric
-from lmgrade.scoring import TestRecord, score_items
-from lmgrade.variants import materialise
+from lmgrade.grading.grade import PROJECT_ROOT, Selection, grade
+from lmgrade.outputs.report import gradescope_results, junit_xml, markdown_report
+from lmgrade.core.rubric import Item, Rubric, lint, load_rubric
+from lmgrade.core.scoring import TestRecord, score_items
+from lmgrade.catalogue.variants import materialise
 
 
 def collected_nodeids() -> list[str]:

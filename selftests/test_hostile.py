@@ -1,7 +1,7 @@
 """Hostile submissions end with the score they earned and a clear report; the grader survives.
 
 Each file in hostile/ is an adapters file (or, for config_hardening/, a submission folder)
-graded through `lmgrade.grade.grade` (isolated, as `lmgrade grade` does) on the visible
+graded through `lmgrade.grading.grade.grade` (isolated, as `lmgrade grade` does) on the visible
 Linear and softmax tests. Every hostile file has an honest Linear, so the expected score
 shows that only the attacked item is affected.
 """
@@ -19,15 +19,17 @@ from contextlib import contextmanager
 
 import torch
 
-from lmgrade import intake, sandbox
-from lmgrade.grade import Selection, grade
-from lmgrade.isolation import ChildBackend, SubmissionError, isolation_mode
-from lmgrade.outcomes import ForbiddenCall, SubmissionCrashed
-from lmgrade.static_scan import scan_path
+from lmgrade.sandbox import intake
+from lmgrade.sandbox import processes, tiers
+from lmgrade.grading.grade import Selection, grade
+from lmgrade.sandbox.isolation import ChildBackend, isolation_mode
+from lmgrade.sandbox.replies import SubmissionError
+from lmgrade.core.outcomes import ForbiddenCall, SubmissionCrashed
+from lmgrade.sandbox.static_scan import scan_path
 
 HOSTILE = Path(__file__).parent / "hostile"
 FILES = ["tests/test_linear.py", "tests/test_softmax.py"]
-LINEAR, SOFTMAX = 3.0, 3.0  # their points in lmgrade/rubric.toml
+LINEAR, SOFTMAX = 3.0, 3.0  # their points in lmgrade/core/rubric.toml
 
 
 def graded(name: str, timeout: float = 10, files=FILES, **selection):
@@ -101,22 +103,22 @@ def test_configuration_files_shipped_in_a_submission_have_no_effect():
 # switched off for them (`scan=False`): they show what the sandbox alone holds. A probe's adapter
 # returns how often its attack worked; a sound sandbox gives 0, and with 0 the item scores 0 too.
 
-TIERS = [pytest.param(t, marks=pytest.mark.skipif(sandbox.detect(t).name == "none",
-                                                  reason=f"{t} cannot be made here: {sandbox.detect(t).detail}"))
+TIERS = [pytest.param(t, marks=pytest.mark.skipif(tiers.detect(t).name == "none",
+                                                  reason=f"{t} cannot be made here: {tiers.detect(t).detail}"))
          for t in ("tier1", "tier2")]
 
 
 @contextmanager
 def sandbox_tier(tier: str):
-    before = os.environ.get(sandbox.ENV)
-    os.environ[sandbox.ENV] = tier
+    before = os.environ.get(tiers.ENV)
+    os.environ[tiers.ENV] = tier
     try:
         yield
     finally:
         if before is None:
-            os.environ.pop(sandbox.ENV, None)
+            os.environ.pop(tiers.ENV, None)
         else:
-            os.environ[sandbox.ENV] = before
+            os.environ[tiers.ENV] = before
 
 
 def child(name: str, tier: str, scan: bool = False) -> ChildBackend:
@@ -139,7 +141,7 @@ def probe(name: str, tier: str, dim: int = -1, backend: ChildBackend | None = No
 
 def test_the_sandbox_tier_is_reported_and_detection_never_raises():
     for request in ("auto", "tier1", "tier2", "none", "bogus"):
-        tier = sandbox.detect(request)
+        tier = tiers.detect(request)
         assert tier.name in ("bwrap", "uid", "none") and tier.detail
     assert isolation_mode() in ("bwrap", "uid", "none")
 
@@ -212,21 +214,21 @@ def test_a_fork_bomb_is_bounded_and_everything_it_started_is_killed(tier):
         uid = backend.uid
         try:
             made = probe("fork_bomb.py", tier, backend=backend)
-            assert made < sandbox.PROCESS_LIMIT, made
+            assert made < tiers.PROCESS_LIMIT, made
             if uid is not None:
-                assert len(sandbox.processes_of(uid)) > 0  # still there, detached in their own sessions
+                assert len(processes.processes_of(uid)) > 0  # still there, detached in their own sessions
         except SubmissionCrashed as stopped:
             assert "all its processes together" in str(stopped)
         backend.close()
         if uid is not None:
-            assert sandbox.processes_of(uid) == []
+            assert processes.processes_of(uid) == []
     finally:
         backend.shutdown()
 
 
 @pytest.mark.parametrize("tier", TIERS)
 def test_memory_is_limited_for_the_whole_process_tree(tier, monkeypatch):
-    from lmgrade import isolation
+    from lmgrade.sandbox import isolation
 
     monkeypatch.setattr(isolation, "MEMORY_LIMIT_BYTES", 1 << 30)  # 8 x 200 MiB, each under the per-process limit
     backend = child("memory_multiplication.py", tier)
@@ -288,7 +290,7 @@ def test_a_forged_flop_counter_is_caught(tier):
 
 
 def test_an_exception_class_name_cannot_carry_inputs_into_a_hidden_items_message():
-    from lmgrade.recorder import classify
+    from lmgrade.grading.recorder import classify
 
     backend = child("hidden_inputs_in_message.py", "auto")
     try:
@@ -301,8 +303,7 @@ def test_an_exception_class_name_cannot_carry_inputs_into_a_hidden_items_message
 
 
 def test_a_deeply_nested_message_is_refused_by_its_depth_before_it_is_parsed():
-    from lmgrade import wire
-
+    from lmgrade.sandbox import wire
     read, write = os.pipe()
     head = b"[" * 5000 + b"]" * 5000
     os.write(write, __import__("struct").pack("<QQ", len(head), 0) + head)
@@ -382,7 +383,7 @@ def test_an_empty_submission_that_tries_to_escape_scores_zero(tier):
     with sandbox_tier(tier):
         result, linear, softmax = graded("empty_escape", submission=str(HOSTILE / "empty_escape"))
     assert result.score == 0, all_messages(linear) + all_messages(softmax)
-    assert result.sandbox.startswith("sandbox: " + sandbox.detect(tier).label)
+    assert result.sandbox.startswith("sandbox: " + tiers.detect(tier).label)
 
 
 def test_a_submission_that_hangs_everywhere_is_graded_within_its_budget():
@@ -398,10 +399,10 @@ def test_a_submission_that_hangs_everywhere_is_graded_within_its_budget():
 
 
 def test_untrusted_code_is_refused_where_no_sandbox_can_be_made_unless_no_sandbox_is_given():
-    from lmgrade.grade import GradingFailed
+    from lmgrade.grading.grade import GradingFailed
 
     with pytest.raises(GradingFailed, match="--no-sandbox"):
         grade(Selection(impl=None, adapters=str(HOSTILE / "forbidden_alias.py")), profile="fast", tests=FILES,
               sandbox_request="no-such-tier")
-    with sandbox_tier("no-such-tier"), pytest.raises(sandbox.SandboxUnavailable, match="--no-sandbox"):
+    with sandbox_tier("no-such-tier"), pytest.raises(tiers.SandboxUnavailable, match="--no-sandbox"):
         ChildBackend(impl=None, adapters=str(HOSTILE / "forbidden_alias.py"))

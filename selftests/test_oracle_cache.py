@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import adapters
-from lmgrade.oracle import PROJECT_ROOT, CachingOracle, LiveOracle, case_key, reference_fingerprint
+from lmgrade.core.oracle import PROJECT_ROOT, CachingOracle, LiveOracle, case_key, reference_fingerprint
 
 
 @pytest.fixture(scope="module")

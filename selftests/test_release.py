@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from lmgrade.release import (
+from lmgrade.outputs.handout import (
     INSTRUCTOR_ONLY,
     PROJECT_ROOT,
     SNAPSHOT_RELPATH,
@@ -30,7 +30,7 @@ from lmgrade.release import (
     build_handout,
     write_oracle_only_plugin,
 )
-from lmgrade.rubric import load_rubric
+from lmgrade.core.rubric import load_rubric
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +80,13 @@ def test_handout_has_no_reference_hidden_tests_or_instructor_modules(handout):
     assert leaked_paths(handout) == []
     assert not list(handout.rglob("__pycache__"))
     for needed in ("student/__init__.py", "adapters/__init__.py", "tests/test_linear.py", "conftest.py",
-                   "pyproject.toml", "README.md", "lmgrade/pytest_plugin.py", "lmgrade/rubric.toml", str(SNAPSHOT_RELPATH)):
+                   "pyproject.toml", "README.md", "lmgrade/pytest_plugin.py", "lmgrade/core/rubric.toml", str(SNAPSHOT_RELPATH)):
         assert (handout / needed).is_file(), needed
 
 
 def test_handout_rubric_lists_only_visible_items_and_totals_them(handout):
     full = load_rubric()
-    rubric = load_rubric(handout / "lmgrade" / "rubric.toml")
+    rubric = load_rubric(handout / "lmgrade" / "core" / "rubric.toml")
     assert [i.id for i in rubric.items] == [i.id for i in full.items if i.visible]
     assert all(i.visible for i in rubric.items)
     assert rubric.total == sum(i.points for i in rubric.items)
@@ -100,7 +100,7 @@ def test_handout_pyproject_and_readme(handout):
     readme = (handout / "README.md").read_text()
     assert "$" not in readme.replace("$ ", "")  # every template field was filled in
     assert "pip install -e ." in readme and "pytest" in readme and "Hidden tests" in readme
-    total = load_rubric(handout / "lmgrade" / "rubric.toml").total
+    total = load_rubric(handout / "lmgrade" / "core" / "rubric.toml").total
     assert f"**{total:g}**" in readme
 
 
@@ -133,10 +133,10 @@ def test_the_scan_catches_a_pickle_and_a_leaked_module(handout, tmp_path):
     copy = tmp_path / "handout"
     shutil.copytree(handout, copy)
     (copy / "tests" / "data" / "extra.dat").write_bytes(pickle.dumps({"a": 1}, protocol=4))
-    (copy / "lmgrade" / "variants.py").write_text("# leaked\n")
+    (copy / "lmgrade" / "catalogue" / "variants.py").write_text("# leaked\n")
     with pytest.raises(Exception, match="pickled files") as error:
         check_handout(copy)
-    assert "lmgrade/variants.py" in str(error.value)
+    assert "lmgrade/catalogue/variants.py" in str(error.value)
 
 
 # (c) -------------------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ def test_the_reference_cannot_be_imported_in_the_handout(handout):
     assert proc.returncode != 0 and "No module named 'reference'" in proc.stderr, proc.stdout + proc.stderr
     proc = run_in_handout(handout, ["-c", (
         "import lmgrade, adapters, student\n"
-        "from lmgrade.oracle import load_oracle\n"
+        "from lmgrade.core.oracle import load_oracle\n"
         "o = load_oracle()\n"
         "print(type(o).__name__, o.path, len(o.tensors))\n"
         "print(lmgrade.__file__, adapters.__file__, student.__file__)\n"
@@ -169,7 +169,7 @@ def test_the_handout_grades_the_stubs_as_not_implemented(handout, tmp_path):
     records = result["records"]
     assert records and {r["outcome"] for r in records} <= {"not implemented", "skipped"}, \
         [r for r in records if r["outcome"] not in ("not implemented", "skipped")][:3]
-    rubric = load_rubric(handout / "lmgrade" / "rubric.toml")
+    rubric = load_rubric(handout / "lmgrade" / "core" / "rubric.toml")
     for item in rubric.items:  # every visible item ran, and failed as not implemented
         assert any(item.owns(r["nodeid"]) and r["outcome"] == "not implemented" for r in records), item.id
     assert "lmgrade scorecard" in proc.stdout
@@ -203,7 +203,7 @@ def test_the_reference_as_a_submission_passes_every_reference_comparison_from_sn
     passed = [r for r in records if r["outcome"] == "passed"]
     assert passed and all(r["outcome"] in ("passed", "skipped") for r in records)
     # Every visible test file with reference comparisons took part.
-    rubric = load_rubric(handout / "lmgrade" / "rubric.toml")
+    rubric = load_rubric(handout / "lmgrade" / "core" / "rubric.toml")
     files_with_oracle = {f"tests/{p.name}" for p in (handout / "tests").glob("test_*.py") if "oracle" in p.read_text()}
     assert files_with_oracle
     for path in files_with_oracle:

@@ -16,12 +16,12 @@ import torch
 from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
-from lmgrade.compare import Mismatch, Tolerance, assert_close, describe_difference
-from lmgrade.diagnosis import diagnose_outputs, explained
-from lmgrade.layouts import apply as apply_layout
-from lmgrade.layouts import broadcast_values
-from lmgrade.oracle import is_weight_path, outputs_and_grads
-from lmgrade.outcomes import ForbiddenCall, NotImplementedInSubmission, SubmissionBroken, SubmissionCrashed
+from lmgrade.core.compare import Mismatch, Tolerance, assert_close, describe_difference
+from lmgrade.catalogue.diagnosis import diagnose_outputs, explained
+from lmgrade.core.layouts import apply as apply_layout
+from lmgrade.core.layouts import broadcast_values
+from lmgrade.core.evaluation import is_weight_path, outputs_and_grads
+from lmgrade.core.outcomes import ForbiddenCall, NotImplementedInSubmission, SubmissionBroken, SubmissionCrashed
 
 from .tolerances import EXACT64, property_tolerance, tolerance
 

@@ -14,10 +14,10 @@ import torch
 from hypothesis import strategies as st
 from torch import Tensor
 
-from lmgrade.layouts import LAYOUTS
+from lmgrade.core.layouts import LAYOUTS
 
 seeds = st.integers(min_value=0, max_value=2**31 - 1)
-# Memory layouts of the inputs (lmgrade.layouts): sliced, transposed, permuted leading dims, expanded.
+# Memory layouts of the inputs (lmgrade.core.layouts): sliced, transposed, permuted leading dims, expanded.
 layouts = st.sampled_from(LAYOUTS)
 leading_dims = st.sampled_from([(), (1,), (3,), (2, 3)])
 # Magnitudes of drawn values; 0.01 makes RMSNorm's eps matter, 10 stresses softmax/exp.

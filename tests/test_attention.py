@@ -9,6 +9,15 @@ from . import compositions
 from .checks import assert_unchanged, call_or_own_parts, check_against_reference, on, property_or_own_parts
 from .strategies import LM_CONFIGS, batch_sizes, layouts, leading_dims, lm_configs, randint, randn, seeds
 
+# Shown with a failure of this file's tests: what it usually means, and a question to ask yourself.
+HINT = (
+    "An attention failure is usually the mask (True = may attend), the 1/√d_k scale, or how heads are "
+    "split and merged."
+    "\n"
+    "Ask yourself: with fewer queries than keys, which keys may query i see? Does your head split keep "
+    "each head's d_k columns together?"
+)
+
 ATTENTION_SIZES = st.sampled_from([(1, 1), (4, 4), (3, 6), (5, 2)])  # (queries, keys)
 
 

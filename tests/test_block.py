@@ -9,6 +9,14 @@ from . import compositions
 from .checks import assert_unchanged, call_or_own_parts, check_against_reference, on, property_or_own_parts
 from .strategies import LM_CONFIGS, block_weights, layouts, lm_cases, randn
 
+# Shown with a failure of this file's tests: what it usually means, and a question to ask yourself.
+HINT = (
+    "A block failure, when attention, RMSNorm and SwiGLU pass on their own, is in the wiring: pre-norm "
+    "order, residuals, which norm goes where."
+    "\n"
+    "Ask yourself: is it h = x + attn(ln1(x)) and then h + ffn(ln2(h))?"
+)
+
 BLOCK_WEIGHT_NAMES = list(block_weights(8, 8, 0))
 
 

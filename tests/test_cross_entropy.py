@@ -10,12 +10,21 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lmgrade.compare import Mismatch
-from lmgrade.diagnosis import diagnose_measurement, explained
-from lmgrade.layouts import LAYOUTS
+from lmgrade.core.compare import Mismatch
+from lmgrade.catalogue.diagnosis import diagnose_measurement, explained
+from lmgrade.core.layouts import LAYOUTS
 
 from .checks import assert_unchanged, check_against_reference, on
 from .strategies import layouts, randint, randn, seeds
+
+# Shown with a failure of this file's tests: what it usually means, and a question to ask yourself.
+HINT = (
+    "A cross-entropy failure is usually overflow (log of a softmax instead of a log-sum-exp), the "
+    "target's logit read at the wrong position, or ignored targets (e.g. −100) still counted."
+    "\n"
+    "Ask yourself: do ignored targets leave both the sum and the count of the mean, and are they never "
+    "used as indices?"
+)
 
 COMPONENT = "cross_entropy"
 

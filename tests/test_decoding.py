@@ -13,12 +13,20 @@ import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from lmgrade.compare import Mismatch, describe_difference
-from lmgrade.diagnosis import diagnose_measurement, explained
+from lmgrade.core.compare import Mismatch, describe_difference
+from lmgrade.catalogue.diagnosis import diagnose_measurement, explained
 
 from .checks import assert_unchanged, check_against_reference, on
 from .strategies import layouts, randint, randn, seeds
 from .tolerances import Tolerance, property_tolerance
+
+# Shown with a failure of this file's tests: what it usually means, and a question to ask yourself.
+HINT = (
+    "A decoding failure is usually the order (temperature, then top-k, then top-p), a top-p cut that "
+    "drops the token that reaches p, or temperature 0 not being greedy."
+    "\n"
+    "Ask yourself: is the token whose mass reaches p kept, and does the top token always stay?"
+)
 
 COMPONENT = "decoding"
 F32 = torch.float32

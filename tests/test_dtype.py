@@ -9,7 +9,7 @@ not charged here: that mistake belongs to the component's own item (SPEC §4.6).
 import pytest
 import torch
 
-from lmgrade.compare import Mismatch, Tolerance, describe_difference
+from lmgrade.core.compare import Mismatch, Tolerance, describe_difference
 
 from .checks import NO_RESULT, check_against_reference, ground_truth, on
 from .strategies import LM_CONFIGS, randint, randn
@@ -26,6 +26,15 @@ from .test_rope import rope_args
 from .test_softmax import softmax_args
 from .test_swiglu import SWIGLU_WRT, silu_args, swiglu_args
 from .tolerances import tolerance
+
+# Shown with a failure of this file's tests: what it usually means, and a question to ask yourself.
+HINT = (
+    "A dtype failure is usually a hard-coded float32 (a .float(), a dtype=torch.float32 buffer) or a "
+    "16-bit RMSNorm computed in 16 bits."
+    "\n"
+    "Ask yourself: does a float64 input stay float64 through every step, and does RMSNorm square 16-bit "
+    "inputs in float32?"
+)
 
 CONFIG = LM_CONFIGS[1]
 

@@ -8,6 +8,14 @@ from hypothesis import strategies as st
 from .checks import assert_unchanged, check_against_reference, on
 from .strategies import layouts, leading_dims, model_dims, randint, randn, seeds
 
+# Shown with a failure of this file's tests: what it usually means, and a question to ask yourself.
+HINT = (
+    "An Embedding failure is usually a lookup that is scaled, or that reads weight.data, so no gradient "
+    "reaches the table."
+    "\n"
+    "Ask yourself: is your output exactly the table's rows, and does a gradient flow back to the table?"
+)
+
 
 def embedding_args(lead, vocab_size, d_model, seed):
     return dict(

@@ -13,8 +13,8 @@ import torch
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from lmgrade.compare import Mismatch
-from lmgrade.diagnosis import diagnose_measurement, explained
+from lmgrade.core.compare import Mismatch
+from lmgrade.catalogue.diagnosis import diagnose_measurement, explained
 
 from .checks import count_flops, ground_truth, on
 from .strategies import LMConfig, lm_weights, randint, seeds
@@ -435,5 +435,15 @@ def test_generation_matches_reference_token_for_token_on_fixed_cases(impl, oracl
 
 # A crash that the submission's own LM also raises is charged to the LM, not here (SPEC §4.6).
 from .checks import excuse_crashes_of_the_own_lm  # noqa: E402
+
+# Shown with a failure of this file's tests: what it usually means, and a question to ask yourself.
+HINT = (
+    "A generation failure is usually the prompt not returned, the next token fed at the wrong position, "
+    "eos handling (finished rows are filled with eos), or sampling not through one seeded "
+    "torch.Generator."
+    "\n"
+    "Ask yourself: do you draw exactly one torch.multinomial per step for the whole batch, with the "
+    "generator seeded once?"
+)
 
 excuse_crashes_of_the_own_lm(globals())

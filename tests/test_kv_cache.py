@@ -10,6 +10,16 @@ from .checks import assert_unchanged, check_against_reference, count_flops, on, 
 from .strategies import LM_CONFIGS, cached_lm_cases, chunk_schedules
 from .test_lm import lm_args
 
+# Shown with a failure of this file's tests: what it usually means, and a question to ask yourself.
+HINT = (
+    "A KV-cache failure is usually the positions of a later chunk (they continue from the cache's length,"
+    " not from 0), or its mask: a chunk's queries see every cached key and the causal part of their own "
+    "chunk."
+    "\n"
+    "Ask yourself: for a chunk of m tokens after n cached ones, what are the queries' positions, and "
+    "which keys may query i see? (A top-left causal mask is wrong here.)"
+)
+
 
 @given(case=cached_lm_cases, data=st.data())
 def test_chunked_forward_with_cache_equals_full_forward_for_random_schedules(impl, case, data):

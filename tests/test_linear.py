@@ -8,6 +8,15 @@ from hypothesis import strategies as st
 from .checks import check_against_reference, on
 from .strategies import layouts, leading_dims, model_dims, randn, scales, seeds
 
+# Shown with a failure of this file's tests: what it usually means, and a question to ask yourself.
+HINT = (
+    "A Linear failure is usually the weight's layout: W is stored (d_out, d_in), so y = x Wᵀ; or a "
+    ".view() that breaks on inputs whose leading dimensions are transposed or sliced in memory."
+    "\n"
+    "Ask yourself: does your Linear give the right shape when d_in ≠ d_out, and does it still work on "
+    "x.transpose(0, 1)?"
+)
+
 
 def linear_args(lead, d_in, d_out, seed, scale=1.0):
     return dict(

@@ -9,6 +9,15 @@ from . import compositions
 from .checks import assert_unchanged, call_or_own_parts, check_against_reference, on, property_or_own_parts
 from .strategies import LM_CONFIGS, layouts, lm_cases, lm_weights, randint
 
+# Shown with a failure of this file's tests: what it usually means, and a question to ask yourself.
+HINT = (
+    "An LM failure, when the block passes, is usually the positions (0 … seq−1 for every sequence), the "
+    "final RMSNorm, or the LM head."
+    "\n"
+    "Ask yourself: does the final RMSNorm come before lm_head, and do the positions follow the sequence, "
+    "not the context length?"
+)
+
 
 def lm_args(config, batch, seq, seed):
     return dict(**config.args(), weights=lm_weights(config, seed), in_indices=randint(config.vocab_size, (batch, seq), seed + 100))

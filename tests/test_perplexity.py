@@ -13,8 +13,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lmgrade.compare import Mismatch, assert_close
-from lmgrade.diagnosis import diagnose_measurement, explained
+from lmgrade.core.compare import Mismatch, assert_close
+from lmgrade.catalogue.diagnosis import diagnose_measurement, explained
 
 from .checks import ground_truth, on
 from .strategies import lm_weights, randint, seeds
@@ -191,5 +191,14 @@ def test_perplexity_matches_reference_logits_scored_window_by_window_on_fixed_ca
 
 # A crash that the submission's own LM also raises is charged to the LM, not here (SPEC §4.6).
 from .checks import excuse_crashes_of_the_own_lm  # noqa: E402
+
+# Shown with a failure of this file's tests: what it usually means, and a question to ask yourself.
+HINT = (
+    "A perplexity failure is usually the shift by one (the logits at t predict token t + 1), or windows "
+    "that score a token twice or not at all."
+    "\n"
+    "Ask yourself: with stride < context, which targets does each window score, and is the mean over "
+    "tokens, not over windows?"
+)
 
 excuse_crashes_of_the_own_lm(globals())

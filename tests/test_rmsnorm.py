@@ -8,6 +8,15 @@ from hypothesis import strategies as st
 from .checks import assert_unchanged, check_against_reference, on
 from .strategies import layouts, leading_dims, model_dims, randn, seeds
 
+# Shown with a failure of this file's tests: what it usually means, and a question to ask yourself.
+HINT = (
+    "An RMSNorm failure is usually eps in the wrong place, a sum or a variance where the mean of squares "
+    "belongs, or the gain applied before normalising."
+    "\n"
+    "Ask yourself: is eps inside the square root, and do you average the squares over the last dimension "
+    "only?"
+)
+
 
 def rmsnorm_args(lead, d_model, seed, scale=1.0, eps=1e-5):
     return dict(

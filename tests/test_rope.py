@@ -8,6 +8,14 @@ from hypothesis import strategies as st
 from .checks import assert_unchanged, check_against_reference, on
 from .strategies import layouts, leading_dims, randint, randn, seeds
 
+# Shown with a failure of this file's tests: what it usually means, and a question to ask yourself.
+HINT = (
+    "A RoPE failure is usually the pairing (the SPEC rotates interleaved pairs (2k, 2k+1), not the two "
+    "halves), the angle pos · θ^(−2k/d), or positions not taken from token_positions."
+    "\n"
+    "Ask yourself: which two coordinates does each angle rotate, and at which position?"
+)
+
 D_KS = st.sampled_from([4, 8, 16])
 THETAS = st.sampled_from([100.0, 10000.0])
 MAX_SEQ_LEN = 32

@@ -8,6 +8,14 @@ from hypothesis import strategies as st
 from .checks import assert_unchanged, check_against_reference, on
 from .strategies import layouts, randn, seeds
 
+# Shown with a failure of this file's tests: what it usually means, and a question to ask yourself.
+HINT = (
+    "A softmax failure is usually overflow (exp of large inputs without subtracting the max) or the wrong"
+    " dimension."
+    "\n"
+    "Ask yourself: do you subtract the max along `dim` before exp, and normalise along that same `dim`?"
+)
+
 SHAPES = [(7,), (3, 5), (2, 3, 4)]
 shapes_and_dims = st.sampled_from(SHAPES).flatmap(
     lambda shape: st.tuples(st.just(shape), st.sampled_from(range(-len(shape), len(shape))))

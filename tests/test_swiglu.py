@@ -9,6 +9,14 @@ from . import compositions
 from .checks import assert_unchanged, call_or_own_parts, check_against_reference, on
 from .strategies import layouts, leading_dims, model_dims, randn, scales, seeds
 
+# Shown with a failure of this file's tests: what it usually means, and a question to ask yourself.
+HINT = (
+    "A SwiGLU failure is usually w1, w2 and w3 swapped, or SiLU applied after the product instead of to "
+    "w1 x."
+    "\n"
+    "Ask yourself: is your output w2(silu(w1 x) ⊙ w3 x), with silu(x) = x · σ(x)?"
+)
+
 
 def silu_args(lead, seed, scale=1.0):
     return dict(in_features=randn((*lead, 7), seed, scale))

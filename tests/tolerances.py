@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import torch
 
-from lmgrade.compare import Tolerance
+from lmgrade.core.compare import Tolerance
 
 __all__ = ["EXACT64", "FLOAT64", "Tolerance", "tolerance", "property_tolerance"]
 

@@ -4,7 +4,7 @@
 it matters, one item built on it), kept short because `lmgrade selfcheck` grades each of them.
 """
 
-from ..variants import alternative
+from lmgrade.catalogue.variants import alternative
 
 ALTERNATIVES = [
     alternative("matmul_instead_of_einsum", "Linear as x @ W.T instead of an einsum", ("linear", "linear.hidden", "swiglu", "swiglu.hidden"),

@@ -1,7 +1,7 @@
 """Common bugs in the loss and in decoding: cross-entropy, the next-token distribution, generation with
 the KV cache, perplexity. (Cross-entropy's bugs live here too, so the catalogue needs no new module.)"""
 
-from ..variants import bug
+from lmgrade.catalogue.variants import bug
 
 SAMPLE = "next_token = torch.multinomial(probs, 1, generator=generator)"
 CACHED_STEP = "logits = model(next_token, kv_cache=kv_cache)  # one new token; the cache holds the rest"

@@ -8,7 +8,7 @@ wrong head merge, fewer tokens than the context reveal a mask sized by the conte
 RoPE positions broadcast against the heads only run (wrongly) when batch == heads.
 """
 
-from ..variants import bug
+from lmgrade.catalogue.variants import bug
 
 MHA_CALL = "out = scaled_dot_product_attention(q, k, v, mask)"
 LINEAR_FORWARD = 'return einx.dot("... d_in, d_out d_in -> ... d_out", x, self.weight)'

@@ -4,7 +4,7 @@ Returns how many secret files it could read: a sound sandbox gives 0 (and softma
 import glob
 import os
 
-SECRETS = ("reference/layers.py", "tests/hidden", "lmgrade/bugs", ".cache/lmgrade/oracle", "lmgrade/rubric.toml")
+SECRETS = ("reference/layers.py", "tests/hidden", "lmgrade/catalogue", ".cache/lmgrade/oracle", "lmgrade/core/rubric.toml")
 
 
 def _roots():

@@ -4,8 +4,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lmgrade.compare import Mismatch
-from lmgrade.diagnosis import diagnose_measurement, explained
+from lmgrade.core.compare import Mismatch
+from lmgrade.catalogue.diagnosis import diagnose_measurement, explained
 
 from .. import compositions
 from ..checks import check_against_reference, count_flops, on, raise_unless_own_parts_crash

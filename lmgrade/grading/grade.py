@@ -16,11 +16,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .rubric import Rubric, load_rubric, rubric_path
-from . import intake, sandbox
-from .scoring import TIMEOUT, ItemScore, TestRecord, score_items
+from lmgrade.core.rubric import Rubric, load_rubric, rubric_path
+from lmgrade.sandbox import intake
+from lmgrade.sandbox import processes, tiers
+from lmgrade.core.scoring import TIMEOUT, ItemScore, TestRecord, score_items
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -93,15 +94,15 @@ def grade(
     time_budget: seconds for the whole grading (default: the rubric's `time_budget_seconds`);
     each item gets a share of it, a test past the budget or its item's share times out.
     sandbox_request: LMGRADE_SANDBOX's values (auto, tier1, tier2, none); none = --no-sandbox.
-    The submission is taken in (lmgrade.intake) to a private copy before anything runs.
+    The submission is taken in (lmgrade.sandbox.intake) to a private copy before anything runs.
     """
     rubric_file = rubric_path(rubric)
     rubric = load_rubric(rubric_file)
     budget = float(time_budget if time_budget is not None else rubric.time_budget_seconds)
     if budget <= 0:
         raise ValueError(f"the time budget must be positive, got {budget:g} s")
-    requested = sandbox_request if sandbox_request is not None else os.environ.get(sandbox.ENV, "auto")
-    tier = sandbox.detect(requested) if isolate else sandbox.Tier("none", "not isolated (--no-isolation): trusted code only")
+    requested = sandbox_request if sandbox_request is not None else os.environ.get(tiers.ENV, "auto")
+    tier = tiers.detect(requested) if isolate else tiers.Tier("none", "not isolated (--no-isolation): trusted code only")
     trusted = not (selection.adapters or selection.submission)
     if isolate and tier.name == "none" and not trusted and requested.strip().lower() != "none":
         raise GradingFailed(f"{tier.detail}. Untrusted code is not graded without a sandbox; "
@@ -125,7 +126,7 @@ def grade(
             *(["--isolate"] if isolate else []), *(extra_pytest_args or []),
         ]
         env = dict(os.environ, LMGRADE_PROFILE=profile, PYTHONDONTWRITEBYTECODE="1")
-        env[sandbox.ENV] = _TIER_REQUEST[tier.name]  # the very tier reported here, never a silent other one
+        env[tiers.ENV] = _TIER_REQUEST[tier.name]  # the very tier reported here, never a silent other one
         start = time.perf_counter()
         proc = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 env=env, start_new_session=True)
@@ -142,8 +143,8 @@ def grade(
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
             if tier.as_uid:  # the submission's processes (uid derived from the pytest process's pid)
-                for uid in sandbox.uids_of_process(proc.pid):
-                    sandbox.kill_uid(uid)
+                for uid in processes.uids_of_process(proc.pid):
+                    processes.kill_uid(uid)
         seconds = time.perf_counter() - start
         if returncode in (3, 4) or (returncode == 2 and not results_path.exists()):
             raise GradingFailed(f"pytest could not run the suite (exit {returncode}):\n{log[-3000:]}")
@@ -159,3 +160,12 @@ def grade(
             if not s.records:
                 s.status, s.reason = "timeout", f"the grading ran past its time budget of {budget:g} s"
     return Grade(scores, rubric, seconds, returncode, log, tier.describe(), _timed_out(scores), budget)
+
+
+def grade_notes(result: Grade) -> str:
+    """The lines every output carries: which sandbox ran the code, what ran out of time."""
+    lines = [result.sandbox] if result.sandbox else []
+    if result.timed_out:
+        budget = f" (time budget {result.time_budget:g} s)" if result.time_budget else ""
+        lines.append(f"ran out of time{budget}: " + ", ".join(result.timed_out))
+    return "\n".join(lines)

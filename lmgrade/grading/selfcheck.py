@@ -1,6 +1,6 @@
 """`lmgrade selfcheck`: the grader grades itself.
 
-One check each, run in parallel (child pytest processes through `lmgrade.grade.grade`):
+One check each, run in parallel (child pytest processes through `lmgrade.grading.grade.grade`):
 
 - the reference, on the whole suite: full marks on every item;
 - the stubs, on the whole suite: 0 on every item, each "not implemented";
@@ -19,7 +19,7 @@ Output: a line per check as it finishes, the "charged where" matrix (bug × item
 points, · kept them, blank: not run), and a closing line `N passed, M failed`. Exit status 1
 if any failed.
 
-This module is also the small pytest plugin (`-p lmgrade.selfcheck`) that orders the
+The small pytest plugin `lmgrade.grading.selfcheck_plugin` (loaded with -p) orders the
 reference comparisons first and stops a bug's run early.
 """
 
@@ -36,53 +36,11 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
+from lmgrade.catalogue.variants import Variant, materialise
 
-from .variants import Variant, materialise
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TESTS_DIR = PROJECT_ROOT / "tests"
 PROFILE = "grading"
-
-
-# --- the pytest plugin side ----------------------------------------------------------------------
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--selfcheck-stop-on", default=None, metavar="TEXT",
-                     help="(lmgrade selfcheck) stop at the first graded failure of an own test whose message names TEXT")
-    parser.addoption("--selfcheck-own", action="append", default=[], metavar="PATH",
-                     help="(lmgrade selfcheck) the bug's own test files; the others run first and never stop the run")
-
-
-def _is_own(config: pytest.Config, nodeid: str) -> bool:
-    own = config.getoption("selfcheck_own")
-    return not own or nodeid.split("::")[0] in own
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
-    if config.getoption("selfcheck_stop_on"):  # items built on the bug's first; then reference comparisons: they carry the diagnosis
-        items.sort(key=lambda item: (_is_own(config, item.nodeid), "oracle" not in getattr(item, "fixturenames", ())))
-
-
-@pytest.hookimpl(trylast=True)  # after the recorder has recorded the outcome
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    session = _session[0]
-    if session is None or not report.failed:
-        return
-    wanted = session.config.getoption("selfcheck_stop_on")
-    recorder = session.config.pluginmanager.get_plugin("lmgrade-recorder")
-    record = recorder.records.get(report.nodeid) if recorder else None
-    if wanted and record is not None and _is_own(session.config, report.nodeid) and (wanted in record.message or wanted in record.category):
-        session.shouldfail = "lmgrade selfcheck: the bug was caught and diagnosed"
-
-
-_session: list = [None]
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    _session[0] = session
 
 
 # --- the checks ----------------------------------------------------------------------------------
@@ -110,7 +68,7 @@ class Check:
 
 
 def _grade(selection, tests: list[str] | None = None, extra: list[str] | None = None, isolate: bool | None = None):
-    from .grade import grade
+    from lmgrade.grading.grade import grade
 
     kwargs = {}
     if isolate is not None and "isolate" in inspect.signature(grade).parameters:
@@ -130,7 +88,7 @@ def _points(score) -> str:
 
 
 def check_reference(isolate: bool | None = None) -> Check:
-    from .grade import Selection
+    from lmgrade.grading.grade import Selection
 
     result = _grade(Selection(impl="reference"), isolate=isolate)
     check = Check("reference", "reference", seconds=result.seconds, lost={s.item.id: s.score < s.max_score for s in result.scores})
@@ -142,7 +100,7 @@ def check_reference(isolate: bool | None = None) -> Check:
 
 
 def check_stubs(isolate: bool | None = None) -> Check:
-    from .grade import Selection
+    from lmgrade.grading.grade import Selection
 
     result = _grade(Selection(impl="student"), isolate=isolate)
     check = Check("stubs", "stubs", seconds=result.seconds, lost={s.item.id: s.score < s.max_score for s in result.scores})
@@ -175,8 +133,8 @@ def grade_variant(variant: Variant, workdir: Path, isolate: bool | None = None):
 
     A bug runs on its own component (the item and its hidden twin) and on the visible items
     built on that component, to show it costs points there and only there."""
-    from .grade import Selection
-    from .rubric import load_rubric
+    from lmgrade.grading.grade import Selection
+    from lmgrade.core.rubric import load_rubric
 
     submission = materialise(variant, workdir)
     rubric = load_rubric()
@@ -184,7 +142,7 @@ def grade_variant(variant: Variant, workdir: Path, isolate: bool | None = None):
         own = [item.id for item in rubric.items if component(item.id) == component(variant.item)]
         own_tests = [path for item in own for path in rubric.by_id(item).tests]
         tests = own_tests + [path for item in built_on(component(variant.item), rubric) for path in rubric.by_id(item).tests]
-        extra = ["-p", "lmgrade.selfcheck", f"--selfcheck-stop-on={variant.description}",
+        extra = ["-p", "lmgrade.grading.selfcheck_plugin", f"--selfcheck-stop-on={variant.description}",
                  *[f"--selfcheck-own={path.split('::')[0]}" for path in own_tests]]
     else:
         tests = [path for item in variant.items_to_run for path in rubric.by_id(item).tests]
@@ -247,7 +205,7 @@ def kill_matrix(bug_checks: list[Check], items: list[str]) -> str:
 
 
 def _run_checks(jobs: int, only: set[str] | None, isolate: bool | None, out) -> list[Check]:
-    from .bugs import ALTERNATIVES, BUGS
+    from lmgrade.bugs import ALTERNATIVES, BUGS
 
     tasks = []
     with tempfile.TemporaryDirectory(prefix="lmgrade-selfcheck-") as tmp:
@@ -287,8 +245,8 @@ def _run_checks(jobs: int, only: set[str] | None, isolate: bool | None, out) -> 
 
 
 def main(jobs: int | None = None, only: list[str] | None = None, isolate: bool | None = None, out=None) -> int:
-    from .bugs import ALTERNATIVES, BUGS
-    from .rubric import load_rubric
+    from lmgrade.bugs import ALTERNATIVES, BUGS
+    from lmgrade.core.rubric import load_rubric
 
     out = out or sys.stdout
     jobs = jobs or os.cpu_count() or 1
@@ -321,7 +279,7 @@ def main(jobs: int | None = None, only: list[str] | None = None, isolate: bool |
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m lmgrade.selfcheck", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m lmgrade.grading.selfcheck", description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--only", nargs="*", help="run only these checks (reference, stubs, bug or alternative names)")
     parser.add_argument("--isolate", choices=["yes", "no"], default=None, help="grade in an isolated child (default: the reference and stubs isolated as lmgrade grade does, the catalogue in-process)")

@@ -24,28 +24,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .compare import LIKELY_CAUSE, Mismatch, Tolerance, describe_difference  # noqa: F401  (LIKELY_CAUSE: re-exported)
-
-# The rubric component whose bugs can explain a wrong output of each adapter.
-COMPONENT_OF = {
-    "run_linear": "linear",
-    "run_embedding": "embedding",
-    "run_rmsnorm": "rmsnorm",
-    "run_silu": "swiglu",
-    "run_swiglu": "swiglu",
-    "run_softmax": "softmax",
-    "run_scaled_dot_product_attention": "attention",
-    "run_rope": "rope",
-    "run_multihead_self_attention": "attention",
-    "run_multihead_self_attention_with_rope": "attention",
-    "run_transformer_block": "block",
-    "run_transformer_lm": "lm",
-    "run_transformer_lm_incremental": "kv_cache",
-    "run_cross_entropy": "cross_entropy",
-    "run_next_token_distribution": "decoding",
-    "run_generate": "generate",
-    "run_perplexity": "perplexity",
-}
+from lmgrade.core.evaluation import map_tensors, outputs_and_grads
+from lmgrade.core.parts import COMPONENT_OF
+from lmgrade.core.compare import LIKELY_CAUSE, Mismatch, Tolerance, describe_difference  # noqa: F401  (LIKELY_CAUSE: re-exported)
 
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -57,8 +38,8 @@ def component(item_id: str) -> str:
 def _catalogue():
     """(bugs, rubric), or None where the catalogue is not installed (the student handout)."""
     try:
-        from .bugs import BUGS
-        from .rubric import load_rubric
+        from lmgrade.bugs import BUGS
+        from lmgrade.core.rubric import load_rubric
     except ImportError:
         return None
     return BUGS, load_rubric()
@@ -109,7 +90,7 @@ class _Materialised:
         if variant.name not in self.bound:
             import adapters
 
-            from .variants import materialise
+            from lmgrade.catalogue.variants import materialise
 
             if self.root is None:
                 self.root = Path(tempfile.mkdtemp(prefix="lmgrade-diagnosis-"))
@@ -137,7 +118,6 @@ def catalogued_bugs(fn: str, dtype: torch.dtype | None = None) -> Iterator[list[
 
 def _values_of(bound, fn: str, args: dict, wrt: Sequence[str], cotangent_seed: int, dtype: torch.dtype) -> dict[str, Tensor] | None:
     """What a bug variant produces for the case (CPU, floating tensors in dtype); None if it crashes."""
-    from .oracle import map_tensors, outputs_and_grads
 
     def convert(t: Tensor) -> Tensor:
         t = t.detach().to("cpu")
@@ -161,7 +141,7 @@ def _agrees(got: dict[str, Tensor], expected: dict[str, Tensor] | None, tol: Tol
 
 
 def _first_matches(oracle, fn: str, agrees: Callable[[Any], bool], dtype: torch.dtype | None = None) -> str | None:
-    if getattr(oracle, "catalogued_bugs", None) is None:  # the snapshot oracle of the handout: no catalogue, no diagnosis
+    if not getattr(oracle, "diagnoses", False):  # the snapshot oracle of the handout: no catalogue, no diagnosis
         return None
     for group in catalogued_bugs(fn, dtype):
         matches = [description for description, bound in group if agrees(bound)]
@@ -187,7 +167,7 @@ def diagnose_outputs(
     did not reach their input. Bugs that only show below float32 (no upcast) are also run in
     the 16-bit dtype of the test.
     """
-    if not got or "output" not in got or getattr(oracle, "catalogued_bugs", None) is None:
+    if not got or "output" not in got or not getattr(oracle, "diagnoses", False):
         return None
     # float64 first; then the test's own dtype, for bugs that show only there (an exp that overflows
     # float32 but not float64, a square that overflows float16).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from .scoring import ItemScore
+from lmgrade.core.scoring import ItemScore
 
 
 def _first_line(text: str, width: int = 90) -> str:

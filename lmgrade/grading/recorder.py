@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from .compare import LIKELY_CAUSE, Mismatch
-from .outcomes import ForbiddenCall, GradingTimeout, NotImplementedInSubmission, SubmissionBroken, SubmissionCrashed
-from .report import scorecard_text
-from .rubric import load_rubric
-from .scoring import ERROR, FAILED, NOT_IMPLEMENTED, PASSED, SKIPPED, TIMEOUT, TestRecord, score_items
+from lmgrade.core.compare import LIKELY_CAUSE, Mismatch
+from lmgrade.core.outcomes import ForbiddenCall, GradingTimeout, NotImplementedInSubmission, SubmissionBroken, SubmissionCrashed
+from lmgrade.outputs.report import scorecard_text
+from lmgrade.core.rubric import load_rubric
+from lmgrade.core.scoring import ERROR, FAILED, NOT_IMPLEMENTED, PASSED, SKIPPED, TIMEOUT, TestRecord, score_items
 
 MAX_MESSAGE = 2500
 
@@ -20,7 +20,7 @@ def classify(excinfo: pytest.ExceptionInfo, item_id: str | None = None) -> tuple
     """(outcome, message for visible items, category safe for hidden items)."""
     outcome, message, category = _classify(excinfo)
     if outcome == FAILED and LIKELY_CAUSE not in message:
-        from .diagnosis import diagnose_exception
+        from lmgrade.catalogue.diagnosis import diagnose_exception
 
         cause = diagnose_exception(item_id, message)
         if cause:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from .rubric import Item, Rubric
+from lmgrade.core.rubric import Item, Rubric
 
 # Outcomes of one test case (one node id).
 PASSED, FAILED, ERROR, SKIPPED, NOT_IMPLEMENTED, TIMEOUT = "passed", "failed", "error", "skipped", "not implemented", "timeout"

@@ -1,6 +1,6 @@
 """The submission's process: imports the submission, answers adapter calls, nothing else.
 
-Started by lmgrade.isolation with two pipe descriptors. It never sees the rubric, the
+Started by lmgrade.sandbox.isolation with two pipe descriptors. It never sees the rubric, the
 tests or the reference; it gets plain tensors and values, and sends back plain tensors.
 Gradients: a call whose inputs require grad keeps its graph under a handle until the
 grading process asks for the vector-Jacobian product (or releases it).
@@ -22,7 +22,7 @@ MAX_KEPT_GRAPHS = 32
 class _BlockInstructorCode(importlib.abc.MetaPathFinder):
     """The reference and the bug catalogue are not the submission's to import."""
 
-    BLOCKED = ("reference", "lmgrade.bugs", "lmgrade.variants", "interop")
+    BLOCKED = ("reference", "lmgrade.bugs", "lmgrade.catalogue", "interop")
 
     def find_spec(self, fullname, path=None, target=None):
         if any(fullname == b or fullname.startswith(b + ".") for b in self.BLOCKED):
@@ -61,8 +61,10 @@ class Server:
         import torch
         from torch.utils.flop_counter import FlopCounterMode
 
-        from . import layouts, wire
-        from .forbidden import ForbiddenCallDetector, forbidden_for
+        from lmgrade.core import layouts
+        from lmgrade.sandbox import wire
+        from lmgrade.sandbox.forbidden import ForbiddenCallDetector
+        from lmgrade.sandbox.policy import forbidden_for
 
         backend = self.load()
         if backend is None:
@@ -135,7 +137,7 @@ class Server:
         return reply, {f"g{i}": g.contiguous() for i, g in enumerate(grads) if g is not None}
 
     def serve(self, request_fd: int, reply_fd: int) -> None:
-        from . import wire
+        from lmgrade.sandbox import wire
 
         while True:
             try:
@@ -168,7 +170,7 @@ def main() -> None:
     import adapters  # noqa: F401 - the heavy imports (torch, einx, jaxtyping) before saying ready
     import torch  # noqa: F401
 
-    from . import wire
+    from lmgrade.sandbox import wire
 
     wire.send(args.reply_fd, {"ready": True})
     Server(args).serve(args.request_fd, args.reply_fd)

@@ -17,7 +17,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 from torch import Tensor
 
-from . import layouts
+from lmgrade.core import layouts
 
 MAX_MESSAGE_BYTES = 1 << 30  # a reply larger than 1 GiB is refused, not read
 MAX_HEADER_BYTES = 64 << 20

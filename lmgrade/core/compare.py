@@ -31,7 +31,7 @@ class Mismatch(AssertionError):
     """The output of the implementation under test disagrees with what was expected.
 
     `outputs`: what the implementation did produce, when it produced something (e.g. its
-    output when no gradient reached an input). `diagnose`: set by lmgrade.diagnosis, a
+    output when no gradient reached an input). `diagnose`: set by lmgrade.catalogue.diagnosis, a
     callable naming the common bug the output matches; it runs once, when the message is
     first shown, and its answer is added to the message (and is `diagnosis`).
     """

@@ -2,7 +2,7 @@
 
 Every immediate subfolder of DIR that holds a `student/` package (or an `adapters.py` file,
 CS336 style) is one submission, named after the subfolder. Submissions are graded in
-parallel, each in its own child pytest process (`lmgrade.grade.grade`); one that cannot be
+parallel, each in its own child pytest process (`lmgrade.grading.grade.grade`); one that cannot be
 graded becomes an error row and never stops the others.
 
 CSV columns: submission, score, max_score, status, seconds, then one column per rubric item.
@@ -22,9 +22,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .grade import Grade, GradingFailed, Selection, grade
-from .report import gradescope_results, markdown_report
-from .rubric import load_rubric
+from lmgrade.grading.grade import Grade, GradingFailed, Selection, grade, grade_notes
+from lmgrade.outputs.report import gradescope_results, markdown_report
+from lmgrade.core.rubric import load_rubric
 
 FIXED_COLUMNS = ["submission", "score", "max_score", "status", "seconds"]
 GRADED, ERROR = "graded", "error"
@@ -74,8 +74,6 @@ def _grade_one(name: str, selection: Selection, out_dir: Path, max_score: float,
         (folder / "error.txt").write_text(f"{kind}: {error}\n\n{traceback.format_exc()}")
         return Row(name, None, max_score, f"{ERROR}: {kind}: {message[:200]}", seconds)
     status = GRADED if result.pytest_exit_code in (0, 1) else f"{GRADED} (pytest exit {result.pytest_exit_code})"
-    from .cli import grade_notes
-
     notes = grade_notes(result)
     (folder / "results.json").write_text(json.dumps(gradescope_results(result.scores, result.seconds, output=notes), indent=2))
     (folder / "report.md").write_text(markdown_report(result.scores, f"Grade of {name}", notes=notes.splitlines()))

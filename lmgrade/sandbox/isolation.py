@@ -1,11 +1,11 @@
 """The grading process's side of the boundary: a backend whose adapters run in a child process.
 
 The grading process never imports the submission. Each adapter call ships plain values and
-tensors (lmgrade.wire) to lmgrade.child and gets plain tensors back. Gradients cross too:
+tensors (lmgrade.sandbox.wire) to lmgrade.sandbox.child and gets plain tensors back. Gradients cross too:
 the output carries an autograd node whose backward asks the child for the vector-Jacobian
 product, so the tests differentiate through the boundary as if it were not there.
 
-Confinement (lmgrade.sandbox): the child runs in bubblewrap (tier 1) or as a throw-away uid
+Confinement (lmgrade.sandbox.tiers): the child runs in bubblewrap (tier 1) or as a throw-away uid
 (tier 2), from a private, intake-checked copy of the submission and a staged copy of the
 grader's child-side code; nothing else of the grader is visible to it. Its output is
 drained and capped, its replies are size- and depth-limited before they are parsed, and the
@@ -15,32 +15,29 @@ call starts a fresh child. A timeout in the grading process (SIGALRM) interrupts
 and kills the child and everything it started.
 
 What the child reports and could forge is not trusted alone: forbidden calls are also found
-by a static scan done here (lmgrade.static_scan), and the child's run-time detector and FLOP
-counter must pass a canary on every call (see lmgrade.child).
+by a static scan done here (lmgrade.sandbox.static_scan), and the child's run-time detector and FLOP
+counter must pass a canary on every call (see lmgrade.sandbox.child).
 """
 
 from __future__ import annotations
 
 import os
 import random
-import re
 import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import torch
 
-from . import sandbox, wire
-from .outcomes import ForbiddenCall, NotImplementedInSubmission, SubmissionBroken, SubmissionCrashed
+from lmgrade.sandbox import intake, processes, replies, staging, static_scan, tiers, wire
+from lmgrade.core.outcomes import ForbiddenCall, SubmissionCrashed
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-MEMORY_LIMIT_BYTES = sandbox.MEMORY_LIMIT_BYTES
-OUTPUT_KEEP_BYTES = 64 << 10
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MEMORY_LIMIT_BYTES = tiers.MEMORY_LIMIT_BYTES
 REPLY_HEADER_BYTES = 8 << 20  # a reply's JSON part; tensors travel apart
 REPLY_DEPTH = 32
 
@@ -49,45 +46,16 @@ starting = False
 
 
 def _bootstrap(runtime: str) -> str:
-    return f"import sys; sys.path.insert(0, {runtime!r}); from lmgrade.child import main; main()"
-
-
-# Built-in exceptions a test may expect from the submission; others arrive as SubmissionError.
-_REBUILT_EXCEPTIONS = {e.__name__: e for e in (ValueError, TypeError, IndexError, KeyError, RuntimeError,
-                                               ZeroDivisionError, OverflowError, MemoryError, AttributeError)}
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,80}")
-
-
-class SubmissionError(Exception):
-    """The submission raised an exception; its type and message come as text."""
+    return f"import sys; sys.path.insert(0, {runtime!r}); from lmgrade.sandbox.child import main; main()"
 
 
 def isolation_mode() -> str:
     """The sandbox tier the child gets here: "bwrap" (tier 1), "uid" (tier 2) or "none". Never raises."""
-    return sandbox.detect().name
+    return tiers.detect().name
 
 
-def isolation_tier() -> sandbox.Tier:
-    return sandbox.detect()
-
-
-class _Drain(threading.Thread):
-    """Reads the child's stdout/stderr to the end; keeps the first OUTPUT_KEEP_BYTES."""
-
-    def __init__(self, stream):
-        super().__init__(daemon=True)
-        self.stream, self.kept, self.total = stream, bytearray(), 0
-
-    def run(self):
-        for chunk in iter(lambda: self.stream.read1(1 << 16), b""):
-            self.total += len(chunk)
-            if len(self.kept) < OUTPUT_KEEP_BYTES:
-                self.kept += chunk[: OUTPUT_KEEP_BYTES - len(self.kept)]
-
-    def tail(self) -> str:
-        text = self.kept.decode(errors="replace")[-1500:]
-        cut = f"\n[{self.total - len(self.kept)} more bytes of output dropped]" if self.total > len(self.kept) else ""
-        return text + cut
+def isolation_tier() -> tiers.Tier:
+    return tiers.detect()
 
 
 class ChildBackend:
@@ -95,32 +63,30 @@ class ChildBackend:
 
     def __init__(self, impl: str | None = "student", adapters: str | None = None, submission: str | None = None,
                  cpu_seconds: int = 3600):
-        from . import intake, static_scan
-
-        self.tier = sandbox.detect()
+        self.tier = tiers.detect()
         self.trusted = not (adapters or submission)  # the bundled student/reference packages
-        if self.tier.name == "none" and not self.trusted and os.environ.get(sandbox.ENV, "").lower() != "none":
-            raise sandbox.SandboxUnavailable(
+        if self.tier.name == "none" and not self.trusted and os.environ.get(tiers.ENV, "").lower() != "none":
+            raise tiers.SandboxUnavailable(
                 f"{self.tier.detail}. Untrusted code is not run without a sandbox; --no-sandbox grades it anyway")
-        self.uid = sandbox.throwaway_uid() if self.tier.as_uid else None
+        self.uid = processes.throwaway_uid() if self.tier.as_uid else None
         self.cpu_seconds = cpu_seconds
         # Everything the child may read lives here: a staged runtime and its own copy of the submission.
         self.workdir = tempfile.mkdtemp(prefix="lmgrade-child-")
         work = Path(self.workdir)
         trusted_package = impl if self.trusted and impl in ("student", "reference") else None
-        sandbox.stage_runtime(work / "runtime", trusted_package)
+        staging.stage_runtime(work / "runtime", trusted_package)
         selection = {"impl": impl, "adapters": None, "submission": None}
         if adapters:
             selection["adapters"] = str(intake.take_in_adapters(Path(adapters), work / "submission" / Path(adapters).name))
         if submission:
             selection["submission"] = str(intake.take_in_submission(Path(submission), work / "submission"))
-        sandbox.own_for_child(work, self.uid)
+        staging.own_for_child(work, self.uid)
         self.scratch = work / "scratch"  # tier 2 and no sandbox: the child's writable folder
         self.scratch.mkdir(mode=0o700)
         if self.uid is not None and self.tier.name == "uid":
             os.chown(self.scratch, self.uid, self.uid)
         if self.tier.name == "uid":
-            sandbox.protect_grader_files()
+            staging.protect_grader_files()
         self.selection = selection
         self.description = f"{adapters or submission or impl} (in a child process, {self.tier.label})"
         self.proc: subprocess.Popen | None = None
@@ -147,17 +113,17 @@ class ChildBackend:
         cwd = home
         if self.tier.name == "bwrap":
             home = cwd_inside = "/tmp/work"
-            command = sandbox.bwrap_command(command, [*sandbox.python_paths(), self.workdir], cwd_inside)
+            command = tiers.bwrap_command(command, [*tiers.python_paths(), self.workdir], cwd_inside)
             cwd = self.workdir
         env = {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": home, "OMP_NUM_THREADS": "1",
                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1"}
         self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      pass_fds=(request_r, reply_w), cwd=cwd, env=env,
-                                     preexec_fn=sandbox.preexec(self.tier.name, self.uid, self.cpu_seconds))
+                                     preexec_fn=tiers.preexec(self.tier.name, self.uid, self.cpu_seconds))
         os.close(request_r)
         os.close(reply_w)
         self.request_fd, self.reply_fd = request_w, reply_r
-        self.drain = _Drain(self.proc.stdout)
+        self.drain = replies.OutputDrain(self.proc.stdout)
         self.drain.start()
         global starting
         starting = True
@@ -190,9 +156,9 @@ class ChildBackend:
                     pass
             self.proc = None
         if self.uid is not None:  # whatever it started, in another session or not: gone
-            sandbox.kill_uid(self.uid)
+            processes.kill_uid(self.uid)
             if self.tier.name == "uid":
-                sandbox.remove_files_of(self.uid)
+                processes.remove_files_of(self.uid)
 
     def _died(self, why: str | None = None) -> SubmissionCrashed:
         self.proc.wait()
@@ -207,7 +173,7 @@ class ChildBackend:
         return SubmissionCrashed(f"your code's process {how}{hint}" + (f"\nits last output:\n{tail}" if tail.strip() else ""))
 
     def _over_memory(self) -> bool:
-        return self.uid is not None and sandbox.tree_rss(self.uid) > MEMORY_LIMIT_BYTES
+        return self.uid is not None and processes.tree_rss(self.uid) > MEMORY_LIMIT_BYTES
 
     def _exchange(self, header: dict, tensors: dict | None):
         if self.proc is None or self.proc.poll() is not None:
@@ -221,7 +187,7 @@ class ChildBackend:
                     raise EOFError
                 if self._over_memory():
                     os.killpg(self.proc.pid, signal.SIGKILL)
-                    sandbox.kill_uid(self.uid)
+                    processes.kill_uid(self.uid)
                     raise self._died(f"used more than {MEMORY_LIMIT_BYTES >> 30} GiB in all its processes together "
                                      "and was stopped")
             return self._receive()
@@ -236,26 +202,10 @@ class ChildBackend:
 
     # -- calls ----------------------------------------------------------------------------
 
-    def _raise_for(self, reply: dict):
-        kind, message = reply.get("kind"), str(reply.get("message", ""))[:2000]
-        if kind == "not_implemented":
-            raise NotImplementedInSubmission(message)
-        if kind == "import":
-            raise SubmissionBroken(message)
-        if kind == "forbidden":
-            raise ForbiddenCall(_forbidden_message(reply, self.current_item))
-        detail = str(reply.get("traceback", ""))[:4000]
-        kind = str(reply.get("type", "Error"))
-        kind = kind if _NAME.fullmatch(kind) else "Error"  # the child's text never becomes a category
-        text = f"{kind}: {message}" + (f"\n{detail}" if detail else "")
-        if kind in _REBUILT_EXCEPTIONS:  # the test may expect it, e.g. pytest.raises(ValueError)
-            raise _REBUILT_EXCEPTIONS[kind](text)
-        raise SubmissionError(text)
-
     def _static_check(self, name: str) -> None:
         if self.scan is None:
             return
-        from .forbidden import forbidden_for
+        from lmgrade.sandbox.policy import forbidden_for
 
         key = (name, self.current_item)
         if key not in self._scan_verdicts:
@@ -275,9 +225,10 @@ class ChildBackend:
         header = {"op": "call", "fn": name, "args": skeleton, "grad": grad, "item": self.current_item,
                   "count_flops": self.count_flops, "canary": canary}
         reply, out = self._exchange(header, tensors)
-        self._check_canaries(reply, canary)
+        self.last_flops = 0
+        self.last_flops = replies.check_canaries(reply, canary, self.count_flops)
         if not reply.get("ok"):
-            self._raise_for(reply)
+            replies.raise_for(reply, self.current_item)
         device = next((t.device for t in _tensors_in(args)), torch.device("cpu"))
         try:
             output = wire.decode(reply["output"], out, lambda t, meta: t.to(device))
@@ -288,28 +239,10 @@ class ChildBackend:
         grad_inputs = [t for t in _tensors_in(args) if t.requires_grad]
         return _RemoteGraph.apply(self, int(reply["handle"]), output, *grad_inputs)
 
-    def _check_canaries(self, reply: dict, canary: list[int]) -> None:
-        """The child's detector and counter must have seen the grader's own calls made around the submission's."""
-        if reply.get("kind") in ("import", "not_implemented"):
-            return
-        if reply.get("detector_canary") is not True:
-            raise ForbiddenCall("the grader's forbidden-call detector was disabled or replaced while your code ran")
-        if self.count_flops:
-            m, n, k = canary
-            expected = 2 * m * n * k
-            flops, seen = reply.get("flops"), reply.get("canary_flops")
-            if not (isinstance(flops, int) and seen == [expected, expected]):
-                self.last_flops = 0
-                raise ForbiddenCall("the grader's FLOP counter was disabled or replaced while your code ran")
-            self.last_flops = max(0, flops - 2 * expected)
-        if reply.get("threads_started"):
-            raise ForbiddenCall("your code started a thread or process that outlived the call "
-                                "(work done there escapes the checks)")
-
     def backward(self, handle: int, cotangent: torch.Tensor) -> list[torch.Tensor | None]:
         reply, tensors = self._exchange({"op": "backward", "handle": handle}, {"cotangent": cotangent.detach().cpu().contiguous()})
         if not reply.get("ok"):
-            self._raise_for(reply)
+            replies.raise_for(reply, self.current_item)
         # The child names each gradient by its input's position; missing ones (unused inputs) are None.
         present = reply.get("present")
         if not isinstance(present, list) or any(p and f"g{i}" not in tensors for i, p in enumerate(present)):
@@ -347,19 +280,3 @@ class _RemoteGraph(torch.autograd.Function):
         grads = ctx.backend.backward(ctx.handle, cotangent)
         moved = [g.to(dtype=dtype, device=device) if g is not None else None for g, (dtype, device) in zip(grads, ctx.input_meta)]
         return (None, None, None, *moved)
-
-
-def _forbidden_message(reply: dict, item: str | None) -> str:
-    """Rebuilt from the child's structured report: function names and file:line only, never free text."""
-    found = []
-    for v in reply.get("violations", [])[:5] if isinstance(reply.get("violations"), list) else []:
-        if not isinstance(v, dict):
-            continue
-        function = str(v.get("function", "?"))
-        function = function if _NAME.fullmatch(function) else "?"
-        file = os.path.basename(str(v.get("file", "?")))[:80]
-        file = file if re.fullmatch(r"[\w.<>-]+", file) else "?"
-        line = v.get("line") if isinstance(v.get("line"), int) else 0
-        found.append(f"{function} called at {file}:{line}")
-    where = f" (forbidden in item {item})" if item else ""
-    return "forbidden torch function" + where + ": " + ("; ".join(dict.fromkeys(found)) or "?")

