@@ -40,29 +40,34 @@ def causal_mask(num_queries: int, num_keys: int, device=None) -> Bool[Tensor, "q
 
 
 class RotaryPositionalEmbedding(nn.Module):
-    """RoPE on interleaved pairs: dims (2k, 2k+1) rotate by angle pos · θ^(−2k/d)."""
+    """RoPE on interleaved pairs: dims (2k, 2k+1) rotate by angle pos · θ^(−2k/d).
+
+    Pair k is the complex number x_2k + i·x_2k+1, and rotating it by an angle is multiplying
+    it by e^{i·angle}: one complex product, where real arithmetic takes four products, a sum,
+    a difference and a stack, each a pass over q or k, forward and backward.
+    """
 
     def __init__(self, theta: float, d_k: int, max_seq_len: int, device=None):
         super().__init__()
         if d_k % 2:
             raise ValueError(f"RoPE needs an even head dimension, got d_k={d_k}")
-        # Angles in float64 so that float64 models stay exact; cast to the input dtype on use.
+        # Angles in float64 so that float64 models stay exact; cast to the input's precision on use.
         pair = torch.arange(d_k // 2, dtype=torch.float64, device=device)
         inv_freq = theta ** (-2.0 * pair / d_k)
         positions = torch.arange(max_seq_len, dtype=torch.float64, device=device)
         angles = torch.outer(positions, inv_freq)  # (max_seq_len, d_k/2)
-        self.register_buffer("cos", angles.cos(), persistent=False)
-        self.register_buffer("sin", angles.sin(), persistent=False)
+        # e^{i·angle} = cos(angle) + i·sin(angle)
+        self.register_buffer("rotation", torch.polar(torch.ones_like(angles), angles), persistent=False)
 
     def forward(
         self, x: Float[Tensor, "... seq d_k"], token_positions: Int[Tensor, "... seq"]
     ) -> Float[Tensor, "... seq d_k"]:
-        cos = self.cos[token_positions].to(x.dtype)  # (... seq, d_k/2)
-        sin = self.sin[token_positions].to(x.dtype)
-        pairs = x.unflatten(-1, (-1, 2))  # (... seq, d_k/2, 2): dims (2k, 2k+1) side by side
-        even, odd = pairs[..., 0], pairs[..., 1]
-        rotated = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)
-        return rotated.flatten(-2)
+        # Complex numbers exist for float32 and float64 only: 16-bit inputs rotate in float32.
+        dtype = torch.promote_types(x.dtype, torch.float32)
+        rotation = self.rotation[token_positions].to(dtype.to_complex())  # (... seq, d_k/2)
+        pairs = torch.view_as_complex(x.to(dtype).unflatten(-1, (-1, 2)).contiguous())  # dims (2k, 2k+1) as re, im
+        rotated = torch.view_as_real(pairs * rotation)  # (... seq, d_k/2, 2)
+        return rotated.flatten(-2).to(x.dtype)
 
 
 class LayerKVCache:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import einx
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
@@ -16,7 +15,14 @@ def _truncated_normal(shape: tuple[int, ...], std: float, device=None, dtype=Non
 
 
 class Linear(nn.Module):
-    """y = x Wᵀ with W of shape (d_out, d_in) and no bias."""
+    """y = x Wᵀ with W of shape (d_out, d_in) and no bias.
+
+    As an einsum: einx.dot("... d_in, d_out d_in -> ... d_out", x, W), or
+    torch.einsum("...i,oi->...o", x, W). The forward writes it as a plain matmul, the same
+    contraction: Linear runs seven times per block per token, and einx's front end costs
+    about 0.1 ms per call (and traces every new input shape once), torch.einsum about 15 µs,
+    `@` a few µs.
+    """
 
     def __init__(self, in_features: int, out_features: int, device=None, dtype=None):
         super().__init__()
@@ -24,7 +30,7 @@ class Linear(nn.Module):
         self.weight = nn.Parameter(_truncated_normal((out_features, in_features), std, device, dtype))
 
     def forward(self, x: Float[Tensor, "... d_in"]) -> Float[Tensor, "... d_out"]:
-        return einx.dot("... d_in, d_out d_in -> ... d_out", x, self.weight)
+        return x @ self.weight.T  # (... d_in) @ (d_in d_out): torch folds the leading dims into one matmul
 
 
 class Embedding(nn.Module):

@@ -7,8 +7,10 @@ it matters, one item built on it), kept short because `lmgrade selfcheck` grades
 from lmgrade.catalogue.variants import alternative
 
 ALTERNATIVES = [
-    alternative("matmul_instead_of_einsum", "Linear as x @ W.T instead of an einsum", ("linear", "linear.hidden", "swiglu", "swiglu.hidden"),
-                ("layers.py", 'return einx.dot("... d_in, d_out d_in -> ... d_out", x, self.weight)', "return x @ self.weight.T")),
+    alternative("einsum_instead_of_matmul", "Linear as an einsum (einx.dot, as the SPEC writes it) instead of x @ W.T",
+                ("linear", "linear.hidden", "swiglu", "swiglu.hidden"),
+                ("layers.py", "import torch\n", "import einx\nimport torch\n"),
+                ("layers.py", "return x @ self.weight.T", 'return einx.dot("... d_in, d_out d_in -> ... d_out", x, self.weight)')),
     alternative("einsum_attention", "attention scores and output written as einsums, the scores divided by √d_k after the product",
                 ("attention", "attention.hidden"),
                 ("attention.py", "scores = (Q / math.sqrt(d_k)) @ K.transpose(-2, -1)",
@@ -18,13 +20,22 @@ ALTERNATIVES = [
                 ("attention.py", "q, k, v = split_heads(self.q_proj(x)), split_heads(self.k_proj(x)), split_heads(self.v_proj(x))",
                  "qkv = x @ torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight]).T\n"
                  "        q, k, v = (split_heads(t) for t in qkv.chunk(3, dim=-1))")),
-    alternative("complex_number_rope", "RoPE as multiplication by e^{iθ} on complex numbers", ("rope", "rope.hidden", "attention"),
-                ("attention.py", "pairs = x.unflatten(-1, (-1, 2))  # (... seq, d_k/2, 2): dims (2k, 2k+1) side by side\n"
+    alternative("real_arithmetic_rope", "RoPE with cos/sin tables in real arithmetic on the (even, odd) dims instead of complex numbers",
+                ("rope", "rope.hidden", "attention"),
+                ("attention.py", '        self.register_buffer("rotation", torch.polar(torch.ones_like(angles), angles), persistent=False)\n',
+                 '        self.register_buffer("cos", angles.cos(), persistent=False)\n'
+                 '        self.register_buffer("sin", angles.sin(), persistent=False)\n'),
+                ("attention.py", "        dtype = torch.promote_types(x.dtype, torch.float32)\n"
+                 "        rotation = self.rotation[token_positions].to(dtype.to_complex())  # (... seq, d_k/2)\n"
+                 "        pairs = torch.view_as_complex(x.to(dtype).unflatten(-1, (-1, 2)).contiguous())  # dims (2k, 2k+1) as re, im\n"
+                 "        rotated = torch.view_as_real(pairs * rotation)  # (... seq, d_k/2, 2)\n"
+                 "        return rotated.flatten(-2).to(x.dtype)",
+                 "        cos = self.cos[token_positions].to(x.dtype)  # (... seq, d_k/2)\n"
+                 "        sin = self.sin[token_positions].to(x.dtype)\n"
+                 "        pairs = x.unflatten(-1, (-1, 2))  # (... seq, d_k/2, 2): dims (2k, 2k+1) side by side\n"
                  "        even, odd = pairs[..., 0], pairs[..., 1]\n"
                  "        rotated = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)\n"
-                 "        return rotated.flatten(-2)",
-                 "z = torch.view_as_complex(x.unflatten(-1, (-1, 2)).contiguous())\n"
-                 "        return torch.view_as_real(z * torch.complex(cos, sin)).flatten(-2)")),
+                 "        return rotated.flatten(-2)")),
     alternative("concatenating_cache", "a KV cache that grows with torch.cat instead of preallocated buffers", ("kv_cache", "kv_cache.hidden"),
                 ("attention.py", "        if self.keys is None:\n"
                  "            buffer_shape = (*k.shape[:-2], self.max_seq_len, k.shape[-1])\n"
@@ -43,8 +54,7 @@ ALTERNATIVES = [
 ALTERNATIVES += [
     alternative("float64_internally", "Linear, RMSNorm and softmax compute in float64 and cast the result back to the input dtype",
                 ("linear", "linear.hidden", "rmsnorm", "rmsnorm.hidden", "softmax", "softmax.hidden"),
-                ("layers.py", 'return einx.dot("... d_in, d_out d_in -> ... d_out", x, self.weight)',
-                 'return einx.dot("... d_in, d_out d_in -> ... d_out", x.double(), self.weight.double()).to(x.dtype)'),
+                ("layers.py", "return x @ self.weight.T", "return (x.double() @ self.weight.double().T).to(x.dtype)"),
                 ("layers.py", "x = x.to(torch.promote_types(in_dtype, torch.float32))", "x = x.to(torch.float64)"),
                 ("layers.py", "shifted = x - x.amax(dim=dim, keepdim=True).detach()", "shifted = x.double() - x.double().amax(dim=dim, keepdim=True)"),
                 ("layers.py", "return exp / exp.sum(dim=dim, keepdim=True)", "return (exp / exp.sum(dim=dim, keepdim=True)).to(x.dtype)")),

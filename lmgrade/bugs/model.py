@@ -11,16 +11,15 @@ RoPE positions broadcast against the heads only run (wrongly) when batch == head
 from lmgrade.catalogue.variants import bug
 
 MHA_CALL = "out = scaled_dot_product_attention(q, k, v, mask)"
-LINEAR_FORWARD = 'return einx.dot("... d_in, d_out d_in -> ... d_out", x, self.weight)'
+LINEAR_FORWARD = "return x @ self.weight.T"
 INV_RMS = "torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps)"
 SWIGLU_FORWARD = "self.w2(silu(self.w1(x)) * self.w3(x))"
 SOFTMAX_SUM = "return exp / exp.sum(dim=dim, keepdim=True)"
 SCORES = "scores = (Q / math.sqrt(d_k)) @ K.transpose(-2, -1)"
 SPLIT_HEADS = "return t.unflatten(-1, (self.num_heads, self.d_head)).transpose(-3, -2)"
 CAUSAL_MASK_CALL = "mask = causal_mask(seq, k.shape[-2], device=x.device)"
-ROPE_LOOKUP = ("cos = self.cos[token_positions].to(x.dtype)  # (... seq, d_k/2)\n"
-               "        sin = self.sin[token_positions].to(x.dtype)")
-ROPE_ROTATION = "rotated = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)"
+ROPE_LOOKUP = "rotation = self.rotation[token_positions].to(dtype.to_complex())  # (... seq, d_k/2)"
+ROPE_ROTATION = "rotated = torch.view_as_real(pairs * rotation)"
 BLOCK_ATTN = "x = x + self.attn(self.ln1(x), token_positions, kv_cache)"
 BLOCK_FFN = "return x + self.ffn(self.ln2(x))"
 LM_HEAD = "return self.lm_head(self.ln_final(x))"
@@ -34,13 +33,13 @@ CACHE_UPDATE_CALL = "        if kv_cache is not None:\n            k, v = kv_cac
 BUGS = [
     # --- Linear ----------------------------------------------------------------------------------
     bug("linear_weight_not_transposed", "linear", "Linear computes x W instead of x Wᵀ (it reads the (d_out, d_in) weight as (d_in, d_out))",
-        ("layers.py", LINEAR_FORWARD, 'return einx.dot("... d_in, d_in d_out -> ... d_out", x, self.weight)')),
+        ("layers.py", LINEAR_FORWARD, "return x @ self.weight")),
     bug("linear_computes_in_float32", "dtype", "Linear casts its input and weight to float32, so float64 inputs come back as float32",
-        ("layers.py", LINEAR_FORWARD, 'return einx.dot("... d_in, d_out d_in -> ... d_out", x.float(), self.weight.float())')),
+        ("layers.py", LINEAR_FORWARD, "return x.float() @ self.weight.float().T")),
     bug("linear_flattens_with_view", "linear", "Linear flattens the leading dimensions with .view(-1, d_in), which fails on inputs whose leading dimensions are permuted or transposed in memory (use .reshape, or an einsum over ...)",
         ("layers.py", LINEAR_FORWARD,
          "flat = x.view(-1, x.shape[-1])\n"
-         '        return einx.dot("n d_in, d_out d_in -> n d_out", flat, self.weight).view(*x.shape[:-1], self.weight.shape[0])'),
+         "        return (flat @ self.weight.T).view(*x.shape[:-1], self.weight.shape[0])"),
         raises="view size is not compatible"),
     # --- Embedding -------------------------------------------------------------------------------
     bug("embedding_scaled_by_sqrt_d_model", "embedding", "Embedding multiplies the looked-up rows by √d_model (as the original Transformer did), which the SPEC does not",
@@ -112,8 +111,7 @@ BUGS = [
         ("attention.py", "self.rope = RotaryPositionalEmbedding(theta, self.d_head, max_seq_len, device=device)",
          "self.rope = RotaryPositionalEmbedding(theta, d_model, max_seq_len, device=device)"),
         ("attention.py", ROPE_LOOKUP,
-         "cos = self.cos[token_positions][..., : x.shape[-1] // 2].to(x.dtype)  # the first d_k/2 frequencies\n"
-         "        sin = self.sin[token_positions][..., : x.shape[-1] // 2].to(x.dtype)")),
+         "rotation = self.rotation[token_positions][..., : x.shape[-1] // 2].to(dtype.to_complex())  # the first d_k/2 frequencies")),
     bug("attention_ignores_token_positions", "attention", "the attention ignores the token_positions it is given and always uses 0 … seq−1",
         ("attention.py", "        if token_positions is None:\n            token_positions = torch.arange(past, past + seq, device=x.device)",
          "        token_positions = torch.arange(past, past + seq, device=x.device)")),
@@ -124,15 +122,15 @@ BUGS = [
         ("attention.py", "positions = torch.arange(max_seq_len, dtype=torch.float64, device=device)",
          "positions = torch.arange(max_seq_len, dtype=torch.float32, device=device)")),
     bug("rope_half_split_pairs", "rope", "RoPE rotates pairs (k, k + d/2) (rotate-half) instead of interleaved pairs (2k, 2k+1)",
-        ("attention.py", "pairs = x.unflatten(-1, (-1, 2))", "pairs = x.unflatten(-1, (2, -1)).transpose(-1, -2)"),
-        ("attention.py", "return rotated.flatten(-2)", "return rotated.transpose(-1, -2).flatten(-2)")),
+        ("attention.py", "x.to(dtype).unflatten(-1, (-1, 2)).contiguous()", "x.to(dtype).unflatten(-1, (2, -1)).transpose(-1, -2).contiguous()"),
+        ("attention.py", "return rotated.flatten(-2).to(x.dtype)", "return rotated.transpose(-1, -2).flatten(-2).to(x.dtype)")),
     bug("rope_frequency_exponent_without_2", "rope", "RoPE frequencies are θ^(−k/d) instead of θ^(−2k/d)",
         ("attention.py", "inv_freq = theta ** (-2.0 * pair / d_k)", "inv_freq = theta ** (-pair / d_k)")),
     bug("rope_rotates_the_wrong_way", "rope", "RoPE rotates by −angle (the sin terms have the wrong signs)",
-        ("attention.py", ROPE_ROTATION, "rotated = torch.stack((even * cos + odd * sin, odd * cos - even * sin), dim=-1)")),
+        ("attention.py", ROPE_ROTATION, "rotated = torch.view_as_real(pairs * rotation.conj())")),
     bug("rope_ignores_token_positions", "rope", "RoPE ignores token_positions and rotates the i-th vector of the sequence by position i",
         ("attention.py", ROPE_LOOKUP,
-         "cos = self.cos[: x.shape[-2]].to(x.dtype)  # (seq, d_k/2)\n        sin = self.sin[: x.shape[-2]].to(x.dtype)")),
+         "rotation = self.rotation[: x.shape[-2]].to(dtype.to_complex())  # (seq, d_k/2)")),
     # --- block -----------------------------------------------------------------------------------
     bug("block_without_residual", "block", "the attention sub-layer of the block has no residual connection",
         ("model.py", BLOCK_ATTN, "x = self.attn(self.ln1(x), token_positions, kv_cache)")),
