@@ -1,0 +1,64 @@
+"""Part (1): the wall time, CPU time and peak memory of grading one submission (the reference).
+
+`grade(Selection(impl="reference"), profile=...)` runs the suite in a child pytest, as
+`lmgrade grade` does, with the default Hypothesis profile ("fast") and the "grading" profile,
+each twice against a fresh oracle cache (lmgrade's CachingOracle, in a temporary directory):
+"cold", the first submission a course grades, when the reference computes every expected
+value, and "warm", every later one, when they are read back.
+
+Peak memory is `getrusage(RUSAGE_CHILDREN).ru_maxrss` after the grading: the peak resident set
+of the largest process in the grading tree that has been waited for (the child pytest, or a
+sandboxed process it ran). It is a running maximum over this bench's children, so each row
+reports the peak over the gradings so far; the first row is that grading's own figure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+from pathlib import Path
+from unittest import mock
+
+# --quick grades these files only (both profiles); the full run grades the whole suite.
+QUICK_GRADE_TESTS = ["tests/test_linear.py", "tests/hidden/test_linear.py", "tests/test_softmax.py", "tests/hidden/test_softmax.py"]
+
+
+def _grader():
+    """lmgrade's grade() and Selection, imported when first needed (the bench runs without them for --skip-grading)."""
+    try:
+        from lmgrade.grading.grade import Selection, grade
+    except ImportError:  # the layout before lmgrade's sub-packages
+        from lmgrade.grade import Selection, grade
+    return Selection, grade
+
+
+def bench_grading(profile: str, tests: list[str] | None, cache: str, oracle_cache: Path) -> dict:
+    Selection, grade = _grader()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with mock.patch.dict(os.environ, LMGRADE_ORACLE_CACHE=str(oracle_cache)):  # the grading child inherits it
+        result = grade(Selection(impl="reference"), profile=profile, tests=tests)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    # pytest's last line, e.g. "194 passed, 148 skipped in 60.1s"
+    lines = [line for line in result.log.splitlines() if re.search(r"\d+ (passed|failed|errors?)\b", line)]
+    summary = lines[-1].strip("= ") if lines else "no pytest summary"
+    return dict(
+        profile=profile, cache=cache, tests="whole suite (tests/)" if tests is None else " ".join(tests),
+        seconds=result.seconds, cpu_seconds=cpu, score=result.score, total=result.rubric.total,
+        peak_rss_mib=after.ru_maxrss / 1024,  # Linux reports KiB
+        pytest_exit_code=result.pytest_exit_code, summary=summary,
+        failed=[line.split()[1] for line in result.log.splitlines() if line.startswith(("FAILED ", "ERROR "))],
+    )
+
+
+def bench_all_grading(quick: bool, tmp: Path, log) -> list[dict]:
+    """Both profiles, each cold then warm against its own fresh oracle cache under tmp."""
+    tests = QUICK_GRADE_TESTS if quick else None
+    rows = []
+    for profile in ("fast", "grading"):
+        oracle_cache = tmp / profile  # empty: the first grading fills it, the second reads it
+        for cache in ("cold", "warm"):
+            rows.append(bench_grading(profile, tests, cache, oracle_cache))
+            log(f"graded ({profile}, {cache} oracle cache) in {rows[-1]['seconds']:.1f} s")
+    return rows
