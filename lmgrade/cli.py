@@ -96,7 +96,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 def cmd_selfcheck(args: argparse.Namespace) -> int:
     from lmgrade.grading.selfcheck import main as selfcheck_main
 
-    return selfcheck_main(jobs=args.jobs)
+    return selfcheck_main(jobs=args.jobs, all_built_on=args.all_built_on)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("selfcheck", help="prove the grader: reference, stubs, bug catalogue, alternatives")
     p.add_argument("--jobs", type=int, default=None, help="parallel workers (default: number of cores)")
+    p.add_argument("--all-built-on", action="store_true",
+                   help="run every bug on every item built on its component (the nightly run); "
+                        "default: the bugs of a component share those items, each item run by at least one")
     p.set_defaults(run=cmd_selfcheck)
     return parser
 

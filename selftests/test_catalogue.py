@@ -9,14 +9,15 @@ that a diagnosis names the right bug.
 import pytest
 import torch
 
-from lmgrade.bugs import ALTERNATIVES, BUGS, CATALOGUE
+from lmgrade.catalogue.bugs import ALTERNATIVES, BUGS, CATALOGUE
 from lmgrade.core.compare import LIKELY_CAUSE, Mismatch, Tolerance
 from lmgrade.catalogue.diagnosis import candidate_groups, diagnose_outputs, explained
 from lmgrade.core.parts import COMPONENT_OF
 from lmgrade.core.oracle import LiveOracle, SnapshotOracle
 from lmgrade.grading.recorder import classify
 from lmgrade.core.rubric import load_rubric
-from lmgrade.grading.selfcheck import Check, kill_matrix
+from lmgrade.grading.selfcheck import Check
+from lmgrade.outputs.report import charged_where
 from lmgrade.grading.selfcheck import test_files as files_of_item
 from lmgrade.catalogue.variants import materialise
 
@@ -117,9 +118,9 @@ def test_a_diagnosis_reaches_the_message_and_the_hidden_category_once():
     assert str(quiet) == "x" and quiet.diagnosis is None
 
 
-def test_kill_matrix_marks_lost_kept_and_not_run_items():
+def test_the_charged_where_table_marks_lost_kept_and_not_run_items():
     checks = [Check("bug", "a_bug", True, lost={"linear": True}, diagnosed=True),
               Check("bug", "another", False, lost={"rope": False}, diagnosed=False)]
-    lines = kill_matrix(checks, ["linear", "embedding", "rope"]).splitlines()
+    lines = charged_where(checks, ["linear", "embedding", "rope"]).splitlines()
     assert lines[-2].startswith("a_bug") and lines[-2].endswith("│ ✓   │ ✓")
     assert lines[-1].endswith("│   · │ ✗")

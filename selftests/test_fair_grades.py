@@ -18,8 +18,8 @@ ADAPTERS = Path(__file__).parent / "cs336_float32" / "adapters.py"
 
 
 @pytest.fixture(scope="module")
-def float32_grade():
-    return grade(Selection(adapters=str(ADAPTERS)), profile="fast")
+def float32_grade(warm_pytest):
+    return grade(Selection(adapters=str(ADAPTERS)), profile="fast", runner=warm_pytest)
 
 
 def test_a_correct_float32_cs336_submission_gets_full_marks_except_the_dtype_item(float32_grade):

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import lmgrade.grading.gradebook as gradebook
-from lmgrade.bugs import BUGS
+from lmgrade.catalogue.bugs import BUGS
 from lmgrade.grading.grade import PROJECT_ROOT, Grade, GradingFailed
 from lmgrade.grading.gradebook import FIXED_COLUMNS, find_submissions, grade_all
 from lmgrade.core.rubric import load_rubric
@@ -100,7 +100,7 @@ def test_the_command_writes_a_header_only_gradebook_for_an_empty_folder(tmp_path
     assert header[:5] == FIXED_COLUMNS and table == {}
 
 
-def test_an_honest_classmate_keeps_full_marks_beside_a_cache_poisoner_and_the_same_as_alone(tmp_path, monkeypatch):
+def test_an_honest_classmate_keeps_full_marks_beside_a_cache_poisoner_and_the_same_as_alone(tmp_path, monkeypatch, warm_pytest):
     """grade-all, sandboxed: a submission that overwrites every oracle-cache entry it can reach (and any other
     .safetensors) cannot change a classmate's score; each is graded from its own copy, in its own sandbox."""
     from lmgrade.grading.grade import Selection, grade
@@ -117,5 +117,5 @@ def test_an_honest_classmate_keeps_full_marks_beside_a_cache_poisoner_and_the_sa
     assert {k: rows["honest"].items[k] for k in full} == full, rows["honest"]
     assert rows["poisoner"].items["softmax"] < 3.0 and rows["poisoner"].items["linear"] == 3.0  # its zeros: wrong
     assert any(cache.rglob("*.safetensors"))  # the cache was used, and held
-    alone = grade(Selection(impl=None, submission=str(submissions / "honest")), profile="fast", tests=TESTS)
+    alone = grade(Selection(impl=None, submission=str(submissions / "honest")), profile="fast", tests=TESTS, runner=warm_pytest)
     assert {s.item.id: s.score for s in alone.scores if s.item.id in full} == full

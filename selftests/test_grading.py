@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from lmgrade.bugs import BUGS
+from lmgrade.catalogue.bugs import BUGS
 from lmgrade.grading.grade import PROJECT_ROOT, Selection, grade
 from lmgrade.outputs.report import gradescope_results, junit_xml, markdown_report
 from lmgrade.core.rubric import Item, Rubric, lint, load_rubric
@@ -100,33 +100,33 @@ def test_gradescope_junit_and_markdown_outputs_follow_their_schemas():
     assert "**Score: 8.00 / 10**" in markdown_report(scores, "t")
 
 
-def test_the_same_submission_graded_twice_gets_the_same_outcomes(tmp_path):
-    """Derandomized, database-free grading profile: identical records, not just the same total."""
+def test_the_same_submission_graded_twice_gets_the_same_outcomes(tmp_path, warm_pytest):
+    """Derandomized, database-free profiles: identical records, not just the same total, whether pytest starts
+    anew or forks the warm server (lmgrade.grading.warm)."""
     buggy = next(b for b in BUGS if b.name == "rmsnorm_eps_outside_root")
     selection = Selection(submission=str(materialise(buggy, tmp_path)))
     files = ["tests/test_rmsnorm.py", "tests/hidden/test_rmsnorm.py", "tests/hidden/test_softmax.py"]
-    first, second = (grade(selection, tests=files) for _ in range(2))
+    first, second = (grade(selection, profile="fast", tests=files, runner=runner) for runner in (warm_pytest, None))
     assert [(s.item.id, s.score, s.reason) for s in first.scores] == [(s.item.id, s.score, s.reason) for s in second.scores]
     assert 0 < first.score < 5 + 3  # the bug costs points in rmsnorm, softmax still earns its own
 
 
-def test_a_looping_test_times_out_and_the_run_goes_on(tmp_path):
+def test_a_looping_test_times_out_and_the_run_goes_on(tmp_path, warm_pytest):
     looping = tmp_path / "adapters.py"
     looping.write_text("def run_softmax(in_features, dim):\n    while True:\n        pass\n")
-    result = grade(Selection(adapters=str(looping)), tests=["tests/test_softmax.py", "tests/test_linear.py"], per_test_timeout=2)
+    result = grade(Selection(adapters=str(looping)), tests=["tests/test_softmax.py", "tests/test_linear.py"], per_test_timeout=2,
+                   runner=warm_pytest)
     softmax = next(s for s in result.scores if s.item.id == "softmax")
     linear = next(s for s in result.scores if s.item.id == "linear")
     assert softmax.score == 0 and any(r.outcome == "timeout" for r in softmax.records)
     assert linear.status == "not implemented"  # the file defines no run_linear: reported, not crashed
 
 
-@pytest.mark.parametrize("bug_name, lost", [
-    ("cross_entropy_mean_over_all_targets", {"cross_entropy", "cross_entropy.hidden"}),
-    # SwiGLU is called by the block, the LM, the cache, generation and perplexity: each keeps its points.
-    ("swiglu_w1_w3_swapped", {"swiglu", "swiglu.hidden"}),
-])
-def test_one_broken_component_loses_exactly_its_own_items_on_the_whole_suite(bug_name, lost, tmp_path):
+# One bug on the whole suite (selfcheck runs every bug on its own items and those built on them):
+# SwiGLU is called by the block, the LM, the cache, generation and perplexity: each keeps its points.
+@pytest.mark.parametrize("bug_name, lost", [("swiglu_w1_w3_swapped", {"swiglu", "swiglu.hidden"})])
+def test_one_broken_component_loses_exactly_its_own_items_on_the_whole_suite(bug_name, lost, tmp_path, warm_pytest):
     bug = next(b for b in BUGS if b.name == bug_name)
-    result = grade(Selection(submission=str(materialise(bug, tmp_path))), profile="fast")
+    result = grade(Selection(submission=str(materialise(bug, tmp_path))), profile="fast", runner=warm_pytest)
     losing = {s.item.id for s in result.scores if s.score < s.max_score}
     assert losing == lost, result.log[-3000:]

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 import adapters
 from adapters import signatures
 from adapters.package import PackageAdapters
-from lmgrade.bugs import BUGS
+from lmgrade.catalogue.bugs import BUGS
 from lmgrade.core.parts import PARTS
 from lmgrade.core.rubric import load_rubric
 from lmgrade.sandbox.policy import policy
@@ -96,7 +96,7 @@ def missing_pieces(adapter: str) -> list[str]:
             missing.append(f"the float32 row {part.tolerance_row!r} in tests/tolerances.py")
 
     if not any(bug.item.split(".")[0] == component for bug in BUGS):
-        missing.append(f"a catalogued bug of item {component!r} in lmgrade/bugs/")
+        missing.append(f"a catalogued bug of item {component!r} in lmgrade/catalogue/bugs/")
 
     operation = adapter.removeprefix("run_").replace("_", "")
     torch_equivalents = [name for name in dir(F) if name.replace("_", "") == operation and callable(getattr(F, name))]

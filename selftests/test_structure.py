@@ -21,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("lmgrade", "adapters")
-FLOORS = {"core": 0, "sandbox": 1, "catalogue": 1, "outputs": 1, "bugs": 1, "grading": 2}
+FLOORS = {"core": 0, "sandbox": 1, "catalogue": 1, "outputs": 1, "grading": 2}
 TOP_FLOOR = 3
 MAX_LINES = 300
 

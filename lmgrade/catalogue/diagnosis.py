@@ -1,7 +1,7 @@
 """Name the common bug that a wrong output matches.
 
 When a comparison with the reference fails, the same inputs go through every catalogued bug
-of the component under test (`lmgrade.bugs`), computed like the reference: on the CPU, in
+of the component under test (`lmgrade.catalogue.bugs`), computed like the reference: on the CPU, in
 float64. If the output under test agrees with one of them within the test's tolerance, the
 failure message says so, in the words of the catalogue ("RMSNorm adds eps after the square
 root instead of inside it"). Hidden items get that sentence and nothing about the inputs.
@@ -38,7 +38,7 @@ def component(item_id: str) -> str:
 def _catalogue():
     """(bugs, rubric), or None where the catalogue is not installed (the student handout)."""
     try:
-        from lmgrade.bugs import BUGS
+        from lmgrade.catalogue.bugs import BUGS
         from lmgrade.core.rubric import load_rubric
     except ImportError:
         return None

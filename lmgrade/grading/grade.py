@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -20,6 +17,7 @@ from lmgrade.core.rubric import Rubric, load_rubric, rubric_path
 from lmgrade.sandbox import intake
 from lmgrade.sandbox import processes, tiers
 from lmgrade.core.scoring import TIMEOUT, ItemScore, TestRecord, score_items
+from lmgrade.grading.warm import Runner, subprocess_pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,12 +86,14 @@ def grade(
     rubric: str | None = None,
     time_budget: float | None = None,
     sandbox_request: str | None = None,
+    runner: Runner | None = None,
 ) -> Grade:
     """rubric: a name ("default", "cs336") or a .toml path; the suite runs the tests it counts.
 
     time_budget: seconds for the whole grading (default: the rubric's `time_budget_seconds`);
     each item gets a share of it, a test past the budget or its item's share times out.
     sandbox_request: LMGRADE_SANDBOX's values (auto, tier1, tier2, none); none = --no-sandbox.
+    runner: how pytest runs (default: a new process; lmgrade.grading.warm.WarmPytest: a fork of a warm one).
     The submission is taken in (lmgrade.sandbox.intake) to a private copy before anything runs.
     """
     rubric_file = rubric_path(rubric)
@@ -119,8 +119,8 @@ def grade(
             return Grade(_refused(rubric, str(error)), rubric, 0.0, 0, str(error), tier.describe(), [])
         results_path = Path(tmp) / "outcomes.json"
         start_wall = time.time()
-        command = [
-            sys.executable, "-m", "pytest", *(tests or _selectors(rubric)), "-q", "-p", "no:cacheprovider", "--no-scorecard",
+        args = [
+            *(tests or _selectors(rubric)), "-q", "-p", "no:cacheprovider", "--no-scorecard",
             f"--lmgrade-json={results_path}", f"--per-test-timeout={per_test_timeout}", *selection.pytest_args(),
             f"--rubric={rubric_file}", f"--lmgrade-deadline={start_wall + budget:.3f}",
             *(["--isolate"] if isolate else []), *(extra_pytest_args or []),
@@ -128,23 +128,12 @@ def grade(
         env = dict(os.environ, LMGRADE_PROFILE=profile, PYTHONDONTWRITEBYTECODE="1")
         env[tiers.ENV] = _TIER_REQUEST[tier.name]  # the very tier reported here, never a silent other one
         start = time.perf_counter()
-        proc = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=env, start_new_session=True)
-        try:
-            log, _ = proc.communicate(timeout=budget + BACKSTOP_SECONDS)
-            returncode = proc.returncode
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            log, _ = proc.communicate()
-            returncode = -9
+        returncode, log, pid = (runner or subprocess_pytest)(args, env, PROJECT_ROOT, budget + BACKSTOP_SECONDS)
+        if returncode == -9:
             log = f"the grading ran past its time budget of {budget:g} s and was stopped\n" + (log or "")[-3000:]
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            if tier.as_uid:  # the submission's processes (uid derived from the pytest process's pid)
-                for uid in processes.uids_of_process(proc.pid):
-                    processes.kill_uid(uid)
+        if tier.as_uid:  # the submission's processes, whatever the run left (their uids derive from the run's pid)
+            for uid in processes.uids_of_process(pid):
+                processes.kill_uid(uid)
         seconds = time.perf_counter() - start
         if returncode in (3, 4) or (returncode == 2 and not results_path.exists()):
             raise GradingFailed(f"pytest could not run the suite (exit {returncode}):\n{log[-3000:]}")

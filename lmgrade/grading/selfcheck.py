@@ -4,7 +4,7 @@ One check each, run in parallel (child pytest processes through `lmgrade.grading
 
 - the reference, on the whole suite: full marks on every item;
 - the stubs, on the whole suite: 0 on every item, each "not implemented";
-- every catalogued bug (lmgrade.bugs), on the tests of its own component (the item and its
+- every catalogued bug (lmgrade.catalogue.bugs), on the tests of its own component (the item and its
   hidden twin) and of every item built on that component (SPEC §4.6): its own item loses
   points, at least one of its failure messages (the category, for a hidden item) names the
   bug's own description (the diagnosis recognises it), and no item of another component
@@ -26,7 +26,8 @@ reference comparisons first and stops a bug's run early.
 from __future__ import annotations
 
 import argparse
-import inspect
+import math
+import queue
 import os
 import sys
 import tempfile
@@ -36,7 +37,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lmgrade.catalogue.bugs import ALTERNATIVES, BUGS
 from lmgrade.catalogue.variants import Variant, materialise
+from lmgrade.core.rubric import load_rubric
+from lmgrade.grading.grade import Selection, grade
+from lmgrade.outputs.report import charged_where
+from lmgrade.grading.warm import WarmPytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TESTS_DIR = PROJECT_ROOT / "tests"
@@ -67,13 +73,17 @@ class Check:
     diagnosed: bool | None = None
 
 
-def _grade(selection, tests: list[str] | None = None, extra: list[str] | None = None, isolate: bool | None = None):
-    from lmgrade.grading.grade import grade
+# Every check grades in a fork of a warm process (lmgrade.grading.warm), one per parallel job: _run_checks fills it.
+_runners: queue.Queue[WarmPytest] = queue.Queue()
 
-    kwargs = {}
-    if isolate is not None and "isolate" in inspect.signature(grade).parameters:
-        kwargs["isolate"] = isolate
-    return grade(selection, profile=PROFILE, tests=tests, extra_pytest_args=extra, **kwargs)
+
+def _grade(selection, tests: list[str] | None = None, extra: list[str] | None = None, isolate: bool | None = None):
+    kwargs = {} if isolate is None else {"isolate": isolate}
+    runner = _runners.get()
+    try:
+        return grade(selection, profile=PROFILE, tests=tests, extra_pytest_args=extra, runner=runner, **kwargs)
+    finally:
+        _runners.put(runner)
 
 
 def _ran(scores, tests: list[str] | None):
@@ -88,8 +98,6 @@ def _points(score) -> str:
 
 
 def check_reference(isolate: bool | None = None) -> Check:
-    from lmgrade.grading.grade import Selection
-
     result = _grade(Selection(impl="reference"), isolate=isolate)
     check = Check("reference", "reference", seconds=result.seconds, lost={s.item.id: s.score < s.max_score for s in result.scores})
     short = [s for s in result.scores if s.score < s.max_score]
@@ -100,8 +108,6 @@ def check_reference(isolate: bool | None = None) -> Check:
 
 
 def check_stubs(isolate: bool | None = None) -> Check:
-    from lmgrade.grading.grade import Selection
-
     result = _grade(Selection(impl="student"), isolate=isolate)
     check = Check("stubs", "stubs", seconds=result.seconds, lost={s.item.id: s.score < s.max_score for s in result.scores})
     wrong = [s for s in result.scores if s.score != 0 or s.status != "not implemented"]
@@ -128,20 +134,31 @@ def built_on(own: str, rubric) -> list[str]:
     return found
 
 
-def grade_variant(variant: Variant, workdir: Path, isolate: bool | None = None):
+def built_on_sample(variant: Variant, rubric, everything: bool) -> list[str]:
+    """The items built on a bug's component that its run checks: all of them (`--all-built-on`, the
+    nightly run), or a share: the bugs of one component split those items among themselves, so
+    that every item built on a component still runs against at least one of its bugs."""
+    items = built_on(component(variant.item), rubric)
+    if everything or not items:
+        return items
+    siblings = [b.name for b in BUGS if component(b.item) == component(variant.item)]
+    share = math.ceil(len(items) / len(siblings))
+    first = siblings.index(variant.name) * share
+    return list(dict.fromkeys(items[(first + k) % len(items)] for k in range(share)))
+
+
+def grade_variant(variant: Variant, workdir: Path, isolate: bool | None = None, all_built_on: bool = False):
     """Grade a variant on the tests it is checked by; returns (Grade, the test paths run).
 
-    A bug runs on its own component (the item and its hidden twin) and on the visible items
-    built on that component, to show it costs points there and only there."""
-    from lmgrade.grading.grade import Selection
-    from lmgrade.core.rubric import load_rubric
-
+    A bug runs on its own component (the item and its hidden twin) and on visible items built on
+    that component (a sample, or all: `all_built_on`), to show it costs points there and only there."""
     submission = materialise(variant, workdir)
     rubric = load_rubric()
     if variant.is_bug:
         own = [item.id for item in rubric.items if component(item.id) == component(variant.item)]
         own_tests = [path for item in own for path in rubric.by_id(item).tests]
-        tests = own_tests + [path for item in built_on(component(variant.item), rubric) for path in rubric.by_id(item).tests]
+        tests = own_tests + [path for item in built_on_sample(variant, rubric, all_built_on)
+                             for path in rubric.by_id(item).tests]
         extra = ["-p", "lmgrade.grading.selfcheck_plugin", f"--selfcheck-stop-on={variant.description}",
                  *[f"--selfcheck-own={path.split('::')[0]}" for path in own_tests]]
     else:
@@ -150,8 +167,8 @@ def grade_variant(variant: Variant, workdir: Path, isolate: bool | None = None):
     return _grade(Selection(submission=str(submission)), tests=tests, extra=extra, isolate=isolate), tests
 
 
-def check_bug(variant: Variant, workdir: Path, isolate: bool | None = None) -> Check:
-    result, tests = grade_variant(variant, workdir, isolate)
+def check_bug(variant: Variant, workdir: Path, isolate: bool | None = None, all_built_on: bool = False) -> Check:
+    result, tests = grade_variant(variant, workdir, isolate, all_built_on)
     ran = _ran(result.scores, tests)
     check = Check("bug", variant.name, seconds=result.seconds, lost={s.item.id: s.score < s.max_score for s in ran})
     own = next(s for s in ran if s.item.id == variant.item)
@@ -185,28 +202,7 @@ def check_alternative(variant: Variant, workdir: Path, isolate: bool | None = No
     return check
 
 
-# --- the report ----------------------------------------------------------------------------------
-
-
-def kill_matrix(bug_checks: list[Check], items: list[str]) -> str:
-    columns = [i for i in items if any(i in c.lost for c in bug_checks)]
-    width = max((len(c.name) for c in bug_checks), default=3)
-    header_rows = max((len(i) for i in columns), default=0)
-    lines = []
-    # Column headers written vertically, so the matrix stays narrow.
-    for row in range(header_rows):
-        cells = [(i.rjust(header_rows)[row]) for i in columns]
-        lines.append(" " * width + " │ " + " ".join(cells) + (" │ diagnosed" if row == header_rows - 1 else " │"))
-    lines.append("─" * width + "─┼─" + "─" * (2 * len(columns) - 1) + "─┼─" + "─" * 9)
-    for c in bug_checks:
-        cells = ["✓" if c.lost.get(i) else ("·" if i in c.lost else " ") for i in columns]
-        lines.append(c.name.ljust(width) + " │ " + " ".join(cells) + " │ " + ("✓" if c.diagnosed else "✗"))
-    return "\n".join(lines)
-
-
-def _run_checks(jobs: int, only: set[str] | None, isolate: bool | None, out) -> list[Check]:
-    from lmgrade.bugs import ALTERNATIVES, BUGS
-
+def _run_checks(jobs: int, only: set[str] | None, isolate: bool | None, out, all_built_on: bool = False) -> list[Check]:
     tasks = []
     with tempfile.TemporaryDirectory(prefix="lmgrade-selfcheck-") as tmp:
         workdir = Path(tmp)
@@ -220,8 +216,11 @@ def _run_checks(jobs: int, only: set[str] | None, isolate: bool | None, out) -> 
         # reference and stub checks above prove the isolated path; hostile code is selftests/hostile).
         trusted = False if isolate is None else isolate
         tasks += [("alternative", v.name, (lambda v=v: check_alternative(v, workdir, trusted))) for v in ALTERNATIVES if selected(v.name)]
-        tasks += [("bug", v.name, (lambda v=v: check_bug(v, workdir, trusted))) for v in BUGS if selected(v.name)]
+        tasks += [("bug", v.name, (lambda v=v: check_bug(v, workdir, trusted, all_built_on))) for v in BUGS if selected(v.name)]
         lock, done, results = threading.Lock(), [0], []
+        servers = [WarmPytest(PROFILE) for _ in range(jobs)]
+        for server in servers:
+            _runners.put(server)
 
         def run(kind: str, name: str, fn) -> Check:
             start = time.perf_counter()
@@ -236,18 +235,22 @@ def _run_checks(jobs: int, only: set[str] | None, isolate: bool | None, out) -> 
                 print(f"[{done[0]:>3}/{len(tasks)}] {mark} {kind:<11} {name}: {check.detail} ({check.seconds:.0f} s)", file=out, flush=True)
             return check
 
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(run, *task) for task in tasks]
-            for future in as_completed(futures):
-                results.append(future.result())
+        try:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                futures = [pool.submit(run, *task) for task in tasks]
+                for future in as_completed(futures):
+                    results.append(future.result())
+        finally:
+            for server in servers:
+                server.close()
+            while not _runners.empty():
+                _runners.get()
     order = {name: i for i, (_, name, _) in enumerate(tasks)}
     return sorted(results, key=lambda c: order[c.name])
 
 
-def main(jobs: int | None = None, only: list[str] | None = None, isolate: bool | None = None, out=None) -> int:
-    from lmgrade.bugs import ALTERNATIVES, BUGS
-    from lmgrade.core.rubric import load_rubric
-
+def main(jobs: int | None = None, only: list[str] | None = None, isolate: bool | None = None, out=None,
+         all_built_on: bool = False) -> int:
     out = out or sys.stdout
     jobs = jobs or os.cpu_count() or 1
     # Each child runs small tensors: one torch thread each, the parallelism is across checks.
@@ -255,12 +258,12 @@ def main(jobs: int | None = None, only: list[str] | None = None, isolate: bool |
     start = time.perf_counter()
     print(f"lmgrade selfcheck: reference, stubs, {len(BUGS)} catalogued bugs, {len(ALTERNATIVES)} valid alternatives; "
           f"{jobs} parallel jobs, Hypothesis profile {PROFILE!r}", file=out, flush=True)
-    checks = _run_checks(jobs, set(only) if only else None, isolate, out)
+    checks = _run_checks(jobs, set(only) if only else None, isolate, out, all_built_on)
     bug_checks = [c for c in checks if c.kind == "bug"]
     if bug_checks:
         print("\nCharged where (✓ the item lost points, · it kept them, blank: not run); a bug must lose points "
               "in its own component's items and nowhere else:", file=out)
-        print(kill_matrix(bug_checks, [item.id for item in load_rubric().items]), file=out)
+        print(charged_where(bug_checks, [item.id for item in load_rubric().items]), file=out)
     alternatives = [c for c in checks if c.kind == "alternative"]
     own_item = {v.name: v.item for v in BUGS}
     killed = sum(1 for c in bug_checks if c.lost.get(own_item[c.name]))
@@ -282,6 +285,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m lmgrade.grading.selfcheck", description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--only", nargs="*", help="run only these checks (reference, stubs, bug or alternative names)")
+    parser.add_argument("--all-built-on", action="store_true",
+                        help="run every bug on every item built on its component (the nightly run), not a sample")
     parser.add_argument("--isolate", choices=["yes", "no"], default=None, help="grade in an isolated child (default: the reference and stubs isolated as lmgrade grade does, the catalogue in-process)")
     options = parser.parse_args()
-    sys.exit(main(options.jobs, options.only, None if options.isolate is None else options.isolate == "yes"))
+    sys.exit(main(options.jobs, options.only, None if options.isolate is None else options.isolate == "yes",
+                  all_built_on=options.all_built_on))

@@ -89,3 +89,21 @@ def markdown_report(scores: Sequence[ItemScore], title: str, notes: Sequence[str
         for s in details:
             lines += [f"### {s.item.id}: {s.item.title}", "", "```", s.reason.strip(), "```", ""]
     return "\n".join(lines) + "\n"
+
+
+def charged_where(bug_checks: list, items: list[str]) -> str:
+    """The self-check's table, bug × item: ✓ the item lost points, · it kept them, blank: not run; and
+    whether the bug was diagnosed as itself. bug_checks: objects with .name, .lost {item: bool}, .diagnosed."""
+    columns = [i for i in items if any(i in c.lost for c in bug_checks)]
+    width = max((len(c.name) for c in bug_checks), default=3)
+    header_rows = max((len(i) for i in columns), default=0)
+    lines = []
+    # Column headers written vertically, so the matrix stays narrow.
+    for row in range(header_rows):
+        cells = [(i.rjust(header_rows)[row]) for i in columns]
+        lines.append(" " * width + " │ " + " ".join(cells) + (" │ diagnosed" if row == header_rows - 1 else " │"))
+    lines.append("─" * width + "─┼─" + "─" * (2 * len(columns) - 1) + "─┼─" + "─" * 9)
+    for c in bug_checks:
+        cells = ["✓" if c.lost.get(i) else ("·" if i in c.lost else " ") for i in columns]
+        lines.append(c.name.ljust(width) + " │ " + " ".join(cells) + " │ " + ("✓" if c.diagnosed else "✗"))
+    return "\n".join(lines)

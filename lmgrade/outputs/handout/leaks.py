@@ -16,7 +16,7 @@ from lmgrade.outputs.handout.snapshots import SNAPSHOT_RELPATH
 # Parts of lmgrade (paths under lmgrade/) that stay with the instructor: they hold, quote or build
 # from reference code, or grade a whole class.
 INSTRUCTOR_ONLY = frozenset({
-    "bugs", "catalogue/bugs", "catalogue/variants.py", "grading/selfcheck.py", "grading/selfcheck_plugin.py", "grading/gradebook.py",
+    "catalogue/bugs", "catalogue/variants.py", "grading/selfcheck.py", "grading/selfcheck_plugin.py", "grading/gradebook.py",
     "outputs/handout", "outputs/bundle.py",
 })
 # The rubrics ship rewritten (visible items only) or not at all.
