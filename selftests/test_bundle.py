@@ -93,7 +93,7 @@ def test_the_stubs_uploaded_as_top_level_files_are_graded_0_with_every_rubric_it
     for module in (PROJECT_ROOT / "student").glob("*.py"):
         shutil.copy(module, root / "submission" / module.name)
     proc, results = run_autograder(root)
-    rubric = load_rubric(root / "source" / "lmgrade" / "rubric.toml")
+    rubric = load_rubric(root / "source" / "lmgrade" / "core" / "rubric.toml")
     assert results["score"] == 0, proc.stdout[-3000:]
     tests = results["tests"]
     assert [t["name"].split(":")[0] for t in tests] == [item.id for item in rubric.items]
@@ -109,7 +109,7 @@ def test_when_the_grader_itself_fails_the_student_gets_score_0_and_a_clear_messa
     root = fake_autograder(bundle, tmp_path / "autograder")
     shutil.copytree(PROJECT_ROOT / "student", root / "submission" / "my-repo" / "student",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "source" / "lmgrade" / "rubric.toml").unlink()  # break the grader, not the submission
+    (root / "source" / "lmgrade" / "core" / "rubric.toml").unlink()  # break the grader, not the submission
     proc, results = run_autograder(root)
     assert "grading the package from submission/my-repo/student" in proc.stdout
     assert results["score"] == 0 and results["tests"] == []
