@@ -114,7 +114,7 @@ def test_the_same_submission_graded_twice_gets_the_same_outcomes(tmp_path, warm_
 def test_a_looping_test_times_out_and_the_run_goes_on(tmp_path, warm_pytest):
     looping = tmp_path / "adapters.py"
     looping.write_text("def run_softmax(in_features, dim):\n    while True:\n        pass\n")
-    result = grade(Selection(adapters=str(looping)), tests=["tests/test_softmax.py", "tests/test_linear.py"], per_test_timeout=2,
+    result = grade(Selection(adapters=str(looping)), tests=["tests/test_softmax.py::test_softmax_is_unchanged_by_adding_1000", "tests/test_linear.py"], per_test_timeout=2,
                    runner=warm_pytest)
     softmax = next(s for s in result.scores if s.item.id == "softmax")
     linear = next(s for s in result.scores if s.item.id == "linear")

@@ -29,6 +29,8 @@ from lmgrade.sandbox.static_scan import scan_path
 
 HOSTILE = Path(__file__).parent / "hostile"
 FILES = ["tests/test_linear.py", "tests/test_softmax.py"]
+# One softmax test for the attacks that cost a timeout or a restarted child per test.
+ONE_SOFTMAX_TEST = ["tests/test_linear.py", "tests/test_softmax.py::test_softmax_is_unchanged_by_adding_1000"]
 LINEAR, SOFTMAX = 3.0, 3.0  # their points in lmgrade/core/rubric.toml
 
 
@@ -69,8 +71,8 @@ def test_a_submission_that_cannot_be_imported_scores_zero_with_the_reason(name, 
     ("killed_by_signal.py", "failed", "killed by signal SIGABRT"),
 ])
 def test_a_runaway_softmax_loses_only_softmax_and_grading_resumes(name, outcome, says):
-    # A loop is stopped by the per-test timeout, once per softmax test: a short one keeps this quick.
-    result, linear, softmax = graded(name, timeout=3 if outcome == "timeout" else 6)
+    # Each softmax test that loops or kills its process costs a timeout or a new child: one test shows it.
+    result, linear, softmax = graded(name, timeout=3 if outcome == "timeout" else 6, files=ONE_SOFTMAX_TEST)
     assert linear.score == LINEAR, all_messages(linear)
     assert softmax.score == 0 and all(r.outcome != "passed" for r in softmax.records), all_messages(softmax)
     assert any(r.outcome == outcome and says in r.message for r in softmax.records), all_messages(softmax)
@@ -396,7 +398,7 @@ def test_an_empty_submission_that_tries_to_escape_scores_zero(tier):
 
 
 def test_a_submission_that_hangs_everywhere_is_graded_within_its_budget():
-    budget = 20
+    budget = 12
     start = time.monotonic()
     result = grade(Selection(impl=None, adapters=str(HOSTILE / "hang_everywhere.py")), profile="fast", tests=FILES, runner=RUNNER[0],
                    time_budget=budget)
