@@ -17,6 +17,9 @@ from lmgrade.outputs.bundle import build_bundle
 from lmgrade.grading.grade import PROJECT_ROOT
 from lmgrade.core.rubric import load_rubric
 
+# Its module-scoped fixtures are built once: every test of this file runs on one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("test_bundle")
+
 SCRIPTS = ("setup.sh", "run_autograder")
 
 

@@ -21,6 +21,9 @@ from lmgrade.outputs.report import charged_where
 from lmgrade.grading.selfcheck import test_files as files_of_item
 from lmgrade.catalogue.variants import materialise
 
+# Its module-scoped fixtures are built once: every test of this file runs on one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("test_catalogue")
+
 RUBRIC_IDS = {item.id for item in load_rubric().items}
 
 

@@ -14,6 +14,9 @@ from lmgrade.grading.grade import Selection, grade
 from lmgrade.core.rubric import load_rubric
 from lmgrade.core.scoring import score_items
 
+# Its module-scoped fixtures are built once: every test of this file runs on one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("test_fair_grades")
+
 ADAPTERS = Path(__file__).parent / "cs336_float32" / "adapters.py"
 
 

@@ -12,6 +12,9 @@ import torch  # noqa: E402
 import reference  # noqa: E402
 from interop import config_from_llama, llama_to_spec, spec_to_llama  # noqa: E402
 
+# Its module-scoped fixtures are built once: every test of this file runs on one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("test_llama_interop")
+
 NUM_HEADS = 4
 PROMPT_LEN, NEW_TOKENS = 7, 16
 

@@ -9,6 +9,9 @@ import torch
 import adapters
 from lmgrade.core.oracle import PROJECT_ROOT, CachingOracle, LiveOracle, case_key, reference_fingerprint
 
+# Its module-scoped fixtures are built once: every test of this file runs on one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("test_oracle_cache")
+
 
 @pytest.fixture(scope="module")
 def reference():

@@ -32,6 +32,9 @@ from lmgrade.outputs.handout import (
 )
 from lmgrade.core.rubric import load_rubric
 
+# Its module-scoped fixtures are built once: every test of this file runs on one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("test_release")
+
 
 @pytest.fixture(scope="module")
 def handout(tmp_path_factory) -> Path:
