@@ -60,6 +60,27 @@ def _running_item() -> str | None:
     return _current_item[0]
 
 
+_CHILD = pytest.StashKey[object]()  # the isolated child backend, or why there is none
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """With --isolate, the submission's child starts now: its imports overlap with the collection."""
+    options = session.config.option
+    if not getattr(options, "isolate", False):
+        return
+    deadline = options.lmgrade_deadline
+    cpu_seconds = int(max(1.0, deadline - time.time()) if deadline else 3600) + 60
+    try:
+        backend = isolation.ChildBackend(impl=options.impl, adapters=options.adapters, submission=options.submission,
+                                         cpu_seconds=cpu_seconds)
+        backend.prestart()
+    except (SandboxUnavailable, ValueError, OSError) as error:  # no sandbox, or the submission refused
+        backend = error
+    except Exception as error:  # noqa: BLE001 - whatever it is, the tests report it; the run goes on
+        backend = RuntimeError(f"{type(error).__name__}: {error}")
+    session.config.stash[_CHILD] = backend
+
+
 @pytest.fixture(scope="session")
 def impl(request: pytest.FixtureRequest):
     """The adapter functions bound to the implementation under test."""
@@ -67,11 +88,9 @@ def impl(request: pytest.FixtureRequest):
 
     options = request.config.option
     if options.isolate:
-        try:
-            backend = isolation.ChildBackend(impl=options.impl, adapters=options.adapters, submission=options.submission,
-                                   cpu_seconds=int(_budget.total or 3600) + 60)
-        except (SandboxUnavailable, ValueError, OSError) as error:  # no sandbox, or the submission refused
-            pytest.fail(f"the submission could not be run: {error}", pytrace=False)
+        backend = request.config.stash.get(_CHILD, None)
+        if isinstance(backend, Exception):  # no sandbox, or the submission refused
+            pytest.fail(f"the submission could not be run: {backend}", pytrace=False)
         yield GradedCalls(adapters.Bound(backend), isolated=True, current_item=_running_item)
         backend.shutdown()
         return

@@ -90,6 +90,7 @@ class ChildBackend:
         self.selection = selection
         self.description = f"{adapters or submission or impl} (in a child process, {self.tier.label})"
         self.proc: subprocess.Popen | None = None
+        self.ready_pending = False  # started, and its "ready" not read yet
         self.current_item: str | None = None
         self.count_flops, self.last_flops = False, 0  # FLOPs are counted where the submission runs
         # Static scan of what the child will import, done here, where the submission cannot reach.
@@ -100,7 +101,16 @@ class ChildBackend:
 
     # -- process ------------------------------------------------------------------------
 
+    def prestart(self) -> None:
+        """Start the child now (its imports overlap with the caller's own work); the first call waits for it."""
+        if self.proc is None:
+            self._spawn()
+
     def _start(self) -> None:
+        self._spawn()
+        self._await_ready()
+
+    def _spawn(self) -> None:
         runtime = str(Path(self.workdir) / "runtime")
         request_r, request_w = os.pipe()
         reply_r, reply_w = os.pipe()
@@ -125,6 +135,9 @@ class ChildBackend:
         self.request_fd, self.reply_fd = request_w, reply_r
         self.drain = replies.OutputDrain(self.proc.stdout)
         self.drain.start()
+        self.ready_pending = True
+
+    def _await_ready(self) -> None:
         global starting
         starting = True
         try:
@@ -133,6 +146,7 @@ class ChildBackend:
             raise self._died() from None
         finally:
             starting = False
+        self.ready_pending = False
 
     def _receive(self):
         return wire.receive(self.reply_fd, max_header=REPLY_HEADER_BYTES, max_depth=REPLY_DEPTH)
@@ -142,6 +156,7 @@ class ChildBackend:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def close(self) -> None:
+        self.ready_pending = False
         if self.proc is not None:
             if self.proc.poll() is None:
                 try:
@@ -176,10 +191,12 @@ class ChildBackend:
         return self.uid is not None and processes.tree_rss(self.uid) > MEMORY_LIMIT_BYTES
 
     def _exchange(self, header: dict, tensors: dict | None):
-        if self.proc is None or self.proc.poll() is not None:
+        if self.proc is None or (self.proc.poll() is not None and not self.ready_pending):
             if self.proc is not None:
                 self.close()
             self._start()
+        elif self.ready_pending:  # started early (prestart), or dead before it said it was ready
+            self._await_ready()
         try:
             wire.send(self.request_fd, header, tensors)
             while not select.select([self.reply_fd], [], [], 0.25)[0]:
