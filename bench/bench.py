@@ -1,6 +1,7 @@
 """Benchmark the grader and the reference model against transformers' Llama (not a test).
 
-    python -m bench.bench [--quick] [--json PATH] [--threads N] [--repeats N] [--skip-grading | --skip-models]
+    python -m bench.bench [--quick] [--json PATH] [--plot PATH] [--threads N] [--repeats N]
+                          [--skip-grading] [--skip-models] [--skip-selfcheck]
 
 Three parts, all measured in this run, printed as one table with every figure next to its target:
 
@@ -9,6 +10,8 @@ Three parts, all measured in this run, printed as one table with every figure ne
 2. Speed (bench/models.py): the reference TransformerLM vs transformers' LlamaForCausalLM
    (eager, float32, CPU, the same weights): forward+backward and cached greedy decoding.
 3. FLOPs (bench/flops.py): matmul FLOPs per cached decoded token against the analytical count.
+4. Self-check (bench/selfcheck.py): `lmgrade selfcheck`'s wall time, its seconds per catalogued
+   bug and its peak memory (not with --quick); --plot draws its curve.
 
 bench/table.py prints the report. The sizes and the targets live in models.py and table.py.
 """
@@ -33,6 +36,7 @@ import argparse  # noqa: E402
 import torch  # noqa: E402
 
 from bench.grading import bench_all_grading  # noqa: E402
+from bench.selfcheck import bench_selfcheck, plot_scaling  # noqa: E402
 from bench.models import (  # noqa: E402
     DECODE_SIZES, FWD_BWD_SIZES, QUICK_DECODE, QUICK_FWD_BWD, TARGET_SIZES, bench_decode, bench_fwd_bwd,
 )
@@ -68,6 +72,9 @@ def summarise(result: dict) -> dict:
         # The ratio furthest from 1 (the target is a band around it).
         "flops_per_cached_token_ratio": max((d["flops_ratio"] for d in result["decode"]), key=lambda v: abs(v - 1), default=None),
         "hf_flops_per_cached_token_ratio": max((d["hf_flops_ratio"] for d in result["decode"]), key=lambda v: abs(v - 1), default=None),
+        "selfcheck_seconds": (result.get("selfcheck") or {}).get("seconds"),
+        "selfcheck_seconds_per_bug": (result.get("selfcheck") or {}).get("seconds_per_bug"),
+        "selfcheck_peak_rss_mib": (result.get("selfcheck") or {}).get("peak_rss_mib"),
         "bench_seconds": time.perf_counter() - _START,
     }
 
@@ -80,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement (default 3 quick, 7 full)")
     parser.add_argument("--skip-grading", action="store_true", help="skip part (1)")
     parser.add_argument("--skip-models", action="store_true", help="skip parts (2) and (3)")
+    parser.add_argument("--skip-selfcheck", action="store_true", help="skip part (4) (--quick skips it too)")
+    parser.add_argument("--plot", metavar="PATH", default="bench/out/selfcheck_scaling.png",
+                        help="where part (4) draws selfcheck's time against the number of bugs (needs matplotlib)")
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
     torch.set_num_threads(args.threads)
@@ -103,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
             result["decode"].append(bench_decode(name, args.quick, repeats))
             log(f"decode {name}: ratio {result['decode'][-1]['ratio']:.2f}")
 
+    result["selfcheck"] = None
+    if not (args.skip_selfcheck or args.quick):
+        result["selfcheck"] = bench_selfcheck(ROOT, log)
+        result["selfcheck"]["plot"] = str(plot_scaling(result["selfcheck"], Path(args.plot)) or "")
     result["load_after"] = os.getloadavg()[0]
     result["summary"] = summarise(result)
     print_report(result)

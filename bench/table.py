@@ -91,6 +91,15 @@ def _rows(r: dict) -> list[tuple[str, str, str, str, str]]:
         judged("flops_per_cached_token_ratio", f"FLOPs per cached token {d['size']}, ours ÷ analytical", d["flops_ratio"], ".4f",
                f"analytical {d['analytical_flops_per_token']:.4g}, ours {d['ours_flops_per_token']:.4g}, "
                f"HF ratio {d['hf_flops_ratio']:.4f}; without the cache {d['uncached_last_step_flops_ratio']:.1f}x")
+    c = r.get("selfcheck")
+    if c:
+        per_bug = f"{c['seconds_per_bug']:.2f}" if c["seconds_per_bug"] is not None else "-"
+        rows.append((f"selfcheck, {c['bugs']} bugs (wall s)", f"{c['seconds']:.0f}", "-", "-",
+                     f"CPU {c['cpu_seconds']:.0f} s; {c['summary']}"))
+        rows.append(("selfcheck, wall s per catalogued bug", per_bug, "-", "-",
+                     "least-squares slope of wall time against bugs checked" + (f"; plot {c['plot']}" if c.get("plot") else "")))
+        rows.append(("selfcheck, peak memory (MiB, child ru_maxrss)", f"{c['peak_rss_mib']:.0f}", "-", "-",
+                     "largest single process of the run"))
     return rows
 
 
