@@ -15,7 +15,7 @@ from beartype import beartype
 from jaxtyping import Bool, Float, Int, jaxtyped
 from torch import Tensor
 
-from .dispatch import dispatch
+from .dispatch import dispatch, drive
 
 checked = jaxtyped(typechecker=beartype)
 
@@ -261,6 +261,127 @@ def run_perplexity(
     return dispatch(
         "run_perplexity",
         vocab_size, context_length, d_model, num_layers, num_heads, d_ff, rope_theta, weights, token_ids, stride,
+    )
+
+
+# --- Training (SPEC §6). Parts marked "driven" act on live objects in the submission (parameters,
+# an optimizer class, a model and a file): a trusted driver (adapters/drivers.py) builds those
+# objects where the submission runs, calls the submission's CS336-named function, and returns
+# what they hold afterwards.
+
+
+@checked
+def run_get_batch(
+    dataset: Int[Tensor, "num_tokens"],
+    batch_size: int,
+    context_length: int,
+    device: str,
+    seed: int,
+) -> dict:
+    """Driven: the submission's run_get_batch(dataset as a np.uint16 array, batch_size, context_length,
+    device) with torch and numpy seeded by `seed`. Returns {"inputs", "targets": int64 (batch_size,
+    context_length) tensors (moved to the CPU), "device", "targets_device": where they were made}.
+    Starts uniform over 0 … num_tokens − context_length − 1; targets = inputs shifted by one."""
+    return drive("run_get_batch", dataset, batch_size, context_length, device, seed)
+
+
+@checked
+def run_get_batch_memmap(num_tokens: int, batch_size: int, context_length: int, seed: int) -> dict:
+    """Driven: the submission's run_get_batch on a read-only np.memmap of num_tokens uint16 tokens
+    (all 0) on the CPU; the same result as run_get_batch. It must read only the sampled windows."""
+    return drive("run_get_batch_memmap", num_tokens, batch_size, context_length, seed)
+
+
+@checked
+def run_gradient_clipping(
+    parameters: list[Float[Tensor, "..."]],
+    grads: list[Float[Tensor, "..."] | None],
+    max_l2_norm: float,
+) -> dict:
+    """Driven: nn.Parameters with these values and .grad (None: no gradient), passed as a generator
+    to the submission's run_gradient_clipping(parameters, max_l2_norm), which clips in place.
+    Returns {"parameters": values after, "grads": gradients after (None stays None)}."""
+    return drive("run_gradient_clipping", parameters, grads, max_l2_norm)
+
+
+@checked
+def run_adamw(
+    parameters: list[Float[Tensor, "..."]],
+    groups: list[dict] | None,
+    defaults: dict,
+    grads: list[list[Float[Tensor, "..."] | None]],
+    lrs: list[float] | None = None,
+    reload_after: int | None = None,
+) -> list[list[Float[Tensor, "..."]]]:
+    """Driven: the class from the submission's get_adamw_cls(), built as cls(params or groups,
+    **defaults) (groups: dicts of "params" (indices into parameters) and their own hyperparameters),
+    stepped once per entry of grads (grads[s][i]: parameter i's gradient at step s, None for none),
+    with every group's lr set to lrs[s] first if lrs is given, and the state_dict carried through
+    torch.save/load into a new optimizer after step `reload_after`. Returns the parameters after
+    every step. Compared with torch.optim.AdamW driven the same way."""
+    return drive("run_adamw", parameters, groups, defaults, grads, lrs, reload_after)
+
+
+@checked
+def run_get_lr_cosine_schedule(
+    it: int,
+    max_learning_rate: float,
+    min_learning_rate: float,
+    warmup_iters: int,
+    cosine_cycle_iters: int,
+) -> float:
+    """Linear warmup to max over [0, warmup_iters), cosine to min over [warmup_iters, cosine_cycle_iters], then min."""
+    return float(dispatch("run_get_lr_cosine_schedule", it, max_learning_rate, min_learning_rate, warmup_iters,
+                          cosine_cycle_iters))
+
+
+@checked
+def run_checkpoint_resume(
+    weights: dict[str, Float[Tensor, "..."]],
+    inputs: Float[Tensor, "batch d_in"],
+    targets: Float[Tensor, "batch d_out"],
+    total_steps: int,
+    resume_at: int,
+    learning_rate: float,
+    weight_decay: float,
+    to_file: bool,
+) -> dict:
+    """Driven: a small net trained with the submission's AdamW for total_steps, and again with the
+    submission's run_save_checkpoint after resume_at steps (to a path if to_file, else to a
+    binary buffer), run_load_checkpoint into freshly built objects, and the remaining steps.
+    Returns {"straight", "resumed": {"weights", "optimizer": state tensors}, "iteration": what
+    load returned, "checkpoint": the saved bytes as uint8}."""
+    return drive("run_checkpoint_resume", weights, inputs, targets, total_steps, resume_at, learning_rate,
+                 weight_decay, to_file)
+
+
+@checked
+def run_train_steps(
+    vocab_size: int,
+    context_length: int,
+    d_model: int,
+    num_layers: int,
+    num_heads: int,
+    d_ff: int,
+    rope_theta: float,
+    weights: dict[str, Tensor],
+    inputs: Int[Tensor, "batch seq"],
+    targets: Int[Tensor, "batch seq"],
+    num_steps: int,
+    max_learning_rate: float,
+    min_learning_rate: float,
+    warmup_iters: int,
+    cosine_cycle_iters: int,
+    max_l2_norm: float,
+    weight_decay: float,
+) -> Float[Tensor, "num_steps"]:
+    """The submission's own training loop: its TransformerLM with these weights, its AdamW
+    (betas (0.9, 0.95), eps 1e-8), and num_steps calls of its train_step on this one batch at
+    iterations 0 … num_steps − 1 (schedule, loss, clipping inside). Returns the losses."""
+    return dispatch(
+        "run_train_steps",
+        vocab_size, context_length, d_model, num_layers, num_heads, d_ff, rope_theta, weights, inputs, targets,
+        num_steps, max_learning_rate, min_learning_rate, warmup_iters, cosine_cycle_iters, max_l2_norm, weight_decay,
     )
 
 

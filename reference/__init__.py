@@ -15,6 +15,16 @@ from .decoding import generate, next_token_distribution, perplexity
 from .layers import Embedding, Linear, RMSNorm, SwiGLU, silu, softmax
 from .loss import cross_entropy
 from .model import TransformerBlock, TransformerConfig, TransformerLM
+from .training import (
+    AdamW,
+    TrainingConfig,
+    gradient_clipping,
+    get_batch,
+    get_lr_cosine_schedule,
+    load_checkpoint,
+    save_checkpoint,
+    train_step,
+)
 
 __all__ = [
     "Linear",
@@ -34,4 +44,12 @@ __all__ = [
     "TransformerLM",
     "cross_entropy",
     "next_token_distribution", "generate", "perplexity",
+    "get_batch",
+    "gradient_clipping",
+    "AdamW",
+    "get_lr_cosine_schedule",
+    "save_checkpoint",
+    "load_checkpoint",
+    "TrainingConfig",
+    "train_step",
 ]

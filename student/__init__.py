@@ -9,6 +9,8 @@ Suggested order (each step uses the ones before it):
     model.py      TransformerBlock, TransformerLM        (TransformerConfig is given)
     loss.py       cross_entropy
     decoding.py   next_token_distribution, generate, perplexity
+    training.py   get_batch, gradient_clipping, AdamW, get_lr_cosine_schedule,
+                  save_checkpoint, load_checkpoint, train_step   (TrainingConfig is given)
 
 Run `pytest` to grade: unfinished parts are reported as "not implemented" and score 0;
 the rest is compared against the reference. Keep the names, constructor arguments and
@@ -28,6 +30,16 @@ from .decoding import generate, next_token_distribution, perplexity
 from .layers import Embedding, Linear, RMSNorm, SwiGLU, silu, softmax
 from .loss import cross_entropy
 from .model import TransformerBlock, TransformerConfig, TransformerLM
+from .training import (
+    AdamW,
+    TrainingConfig,
+    gradient_clipping,
+    get_batch,
+    get_lr_cosine_schedule,
+    load_checkpoint,
+    save_checkpoint,
+    train_step,
+)
 
 __all__ = [
     "Linear",
@@ -49,4 +61,12 @@ __all__ = [
     "next_token_distribution",
     "generate",
     "perplexity",
+    "get_batch",
+    "gradient_clipping",
+    "AdamW",
+    "get_lr_cosine_schedule",
+    "save_checkpoint",
+    "load_checkpoint",
+    "TrainingConfig",
+    "train_step",
 ]

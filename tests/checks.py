@@ -10,6 +10,7 @@ the softmax item, not to everything built on it.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Sequence
 
 import torch
@@ -245,6 +246,23 @@ def count_flops(bound, fn: str, **kwargs) -> tuple[int, Exception | None]:
         except Exception as error:  # noqa: BLE001 - the caller decides what the error means
             return counter.get_total_flops(), error
     return counter.get_total_flops(), None
+
+
+def peak_memory(bound, fn: str, **kwargs) -> tuple[int, Exception | None]:
+    """How far one adapter call raised the peak resident memory where the implementation runs
+    (bytes, the kernel's VmHWM read from outside that process when isolated), and its error if any."""
+    if hasattr(bound, "peak_memory"):
+        return bound.peak_memory(fn, **kwargs)
+    from lmgrade.sandbox.processes import peak_rss, reset_peak_rss
+
+    pid = [os.getpid()]
+    reset_peak_rss(pid)
+    before = peak_rss(pid)
+    try:
+        getattr(bound, fn)(**kwargs)
+    except Exception as error:  # noqa: BLE001 - the caller decides what the error means
+        return peak_rss(pid) - before, error
+    return peak_rss(pid) - before, None
 
 
 def own_lm_crashes_like(impl, crash: Exception) -> bool:

@@ -58,6 +58,14 @@ _FLOAT32_ROWS: dict[str, tuple[float, float, str]] = {
                                                "i.e. ~6e-5 of a probability, relative to the gradient's scale 1/N"),
     "decoding": (1e-5, 1e-6, "a softmax over ≤ 17 logits and a renormalising sum"),
     "perplexity": (1e-4, 1e-5, "exp of a mean of ≤ 40 NLLs, each off by the LM's row"),
+    "gradient_clipping": (1e-5, 1e-6, "a sum of ≤ 200 squares, a square root and one scale per element: ≤ 200·u"),
+    "adamw": (1e-5, 2e-5, "≤ 10 steps of elementwise updates (a few u each, relative to lr); CS336's form of the same "
+                          "update (decay after the step, ε not rescaled) differs from torch's by lr²·λ ≤ 9e-7 per step "
+                          "at the drawn lr ≤ 3e-3, λ ≤ 0.1, and by ε/√v̂ ≤ 1e-5 relative for gradients ≥ 1e-3"),
+    "lr_schedule": (1e-9, 1e-12, "Python floats (float64): a cos and a few products"),
+    "training": (1e-5, 1e-5, "ten float32 steps of a 2-layer LM from the same weights: the reference in float32 vs "
+                             "float64 differs by ≤ 3e-7 (absolute, losses ≈ 2–3.5, 4 seeds); ×30 for other "
+                             "summation orders and CS336's form of AdamW"),
 }
 
 # float64 (the `dtype` item): a correct float64 program that orders its sums differently

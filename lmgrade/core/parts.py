@@ -51,6 +51,14 @@ PARTS: dict[str, Part] = {
     "run_next_token_distribution": Part("decoding", "decoding", cs336=False),
     "run_generate": Part("generate", None, cs336=False),
     "run_perplexity": Part("perplexity", "perplexity", cs336=False),
+    # Training (SPEC §6). Driven parts (adapters/drivers.py) build live objects beside the submission.
+    "run_get_batch": Part("get_batch", None, cs336=True),
+    "run_get_batch_memmap": Part("get_batch", None, cs336=True),
+    "run_gradient_clipping": Part("gradient_clipping", "gradient_clipping", cs336=True),
+    "run_adamw": Part("adamw", "adamw", cs336=True),
+    "run_get_lr_cosine_schedule": Part("lr_schedule", "lr_schedule", cs336=True),
+    "run_checkpoint_resume": Part("checkpoint", None, cs336=True),
+    "run_train_steps": Part("training", "training", cs336=False),
 }
 
 # The rubric component whose bugs can explain a wrong output of each adapter.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from torch.utils.flop_counter import FlopCounterMode
@@ -9,6 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from lmgrade.core.outcomes import ForbiddenCall, NotImplementedInSubmission
 from lmgrade.sandbox.forbidden import ForbiddenCallDetector
 from lmgrade.sandbox.policy import forbidden_for
+from lmgrade.sandbox.processes import peak_rss, reset_peak_rss
 
 
 class GradedCalls:
@@ -39,6 +41,28 @@ class GradedCalls:
             return backend.last_flops, error
         finally:
             backend.count_flops = False
+
+    def peak_memory(self, name: str, **kwargs) -> tuple[int, Exception | None]:
+        """How far one adapter call raised the peak resident memory of the process the submission
+        runs in (bytes, read from /proc by this process), and its error if any."""
+        if not self._isolated:
+            pid = [os.getpid()]
+            reset_peak_rss(pid)
+            before = peak_rss(pid)
+            try:
+                getattr(self, name)(**kwargs)
+                return peak_rss(pid) - before, None
+            except Exception as error:  # noqa: BLE001 - the caller decides what the error means
+                return peak_rss(pid) - before, error
+        backend = self._bound.backend
+        backend.measure_peak, backend.last_peak_growth = True, 0
+        try:
+            getattr(self, name)(**kwargs)
+            return backend.last_peak_growth, None
+        except Exception as error:  # noqa: BLE001
+            return backend.last_peak_growth, error
+        finally:
+            backend.measure_peak = False
 
     def __getattr__(self, name: str):
         function = getattr(self._bound, name)

@@ -93,6 +93,7 @@ class ChildBackend:
         self.ready_pending = False  # started, and its "ready" not read yet
         self.current_item: str | None = None
         self.count_flops, self.last_flops = False, 0  # FLOPs are counted where the submission runs
+        self.measure_peak, self.last_peak_growth = False, 0  # peak memory of a call, measured from outside
         # Static scan of what the child will import, done here, where the submission cannot reach.
         scanned = selection["adapters"] or selection["submission"] or (
             str(work / "runtime" / impl) if impl == "student" else None)
@@ -190,13 +191,19 @@ class ChildBackend:
     def _over_memory(self) -> bool:
         return self.uid is not None and processes.tree_rss(self.uid) > MEMORY_LIMIT_BYTES
 
-    def _exchange(self, header: dict, tensors: dict | None):
+    def _ensure_running(self) -> None:
         if self.proc is None or (self.proc.poll() is not None and not self.ready_pending):
             if self.proc is not None:
                 self.close()
             self._start()
         elif self.ready_pending:  # started early (prestart), or dead before it said it was ready
             self._await_ready()
+
+    def _pids(self) -> list[int]:
+        return processes.processes_of(self.uid) if self.uid is not None else [self.proc.pid]
+
+    def _exchange(self, header: dict, tensors: dict | None):
+        self._ensure_running()
         try:
             wire.send(self.request_fd, header, tensors)
             while not select.select([self.reply_fd], [], [], 0.25)[0]:
@@ -233,15 +240,30 @@ class ChildBackend:
             raise ForbiddenCall(f"forbidden torch function or unsafe code{where}, found by the grader's scan of your files: "
                                 + "; ".join(found[:5]))
 
-    def call(self, name: str, *args):
-        self._static_check(name)
+    def drive(self, name: str, *args):
+        """A driven adapter (adapters/drivers.py): its driver runs in the child, beside the submission."""
+        from adapters.drivers import DRIVEN_ON
+
+        for function in DRIVEN_ON[name]:
+            self._static_check(function)
+        return self.call(name, *args, driven=True)
+
+    def call(self, name: str, *args, driven: bool = False):
+        if not driven:
+            self._static_check(name)
         grad = torch.is_grad_enabled() and any(
             isinstance(t, torch.Tensor) and t.requires_grad for t in _tensors_in(args))
         skeleton, tensors = wire.encode(list(args))
         canary = [random.randint(2, 9), random.randint(2, 9), random.randint(2, 9)]
         header = {"op": "call", "fn": name, "args": skeleton, "grad": grad, "item": self.current_item,
-                  "count_flops": self.count_flops, "canary": canary}
+                  "count_flops": self.count_flops, "canary": canary, "driven": driven}
+        if self.measure_peak:  # measured here, by the kernel's count: nothing the child does can change it
+            self._ensure_running()
+            processes.reset_peak_rss(self._pids())
+            before = processes.peak_rss(self._pids())
         reply, out = self._exchange(header, tensors)
+        if self.measure_peak:
+            self.last_peak_growth = processes.peak_rss(self._pids()) - before
         self.last_flops = 0
         self.last_flops = replies.check_canaries(reply, canary, self.count_flops)
         if not reply.get("ok"):

@@ -57,6 +57,28 @@ def tree_rss(uid: int) -> int:
     return total
 
 
+def reset_peak_rss(pids: list[int]) -> None:
+    """Set each process's peak resident size (VmHWM) back to its current size (clear_refs 5)."""
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+
+
+def peak_rss(pids: list[int]) -> int:
+    """The sum of the processes' peak resident sizes (VmHWM), in bytes, read by the kernel's count."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) << 10
+        except (OSError, ValueError, IndexError, StopIteration):
+            pass
+    return total
+
+
 def kill_uid(uid: int) -> None:
     """SIGKILL every process of uid (root only): a helper becomes uid and signals -1."""
     if os.geteuid() != 0:

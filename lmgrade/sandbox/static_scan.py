@@ -257,7 +257,7 @@ def package_entries() -> dict[str, frozenset[str]]:
             found |= closure(helper, seen)
         return found
 
-    return {name: frozenset(closure(name, set())) for name in methods if name.startswith("run_")}
+    return {name: frozenset(closure(name, set())) for name in methods if not name.startswith("_")}
 
 
 def scan_path(path: str | Path, adapters_file: bool = False) -> ScanResult:
