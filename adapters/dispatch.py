@@ -34,22 +34,6 @@ def dispatch(name: str, *args: Any) -> Any:
     return function(*args)
 
 
-def drive(name: str, *args: Any) -> Any:
-    """A driven adapter (adapters.drivers): run its driver where the backend runs.
-
-    A backend in another process (it has `drive`) runs the driver there; any other backend is
-    in this process, and the driver runs here, against it.
-    """
-    backend = current_backend.get(None)
-    if backend is None:
-        raise RuntimeError(f"{name} was called outside a bound adapters handle")
-    if hasattr(type(backend), "drive"):
-        return backend.drive(name, *args)
-    from .drivers import DRIVERS  # numpy and the drivers only for the parts that need them
-
-    return DRIVERS[name](backend, *args)
-
-
 def describe(backend: Any) -> str:
     if isinstance(backend, ModuleType):
         return getattr(backend, "__file__", None) or backend.__name__

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .dispatch import MissingAdapter, describe
+from .dispatch import MissingAdapter, current_backend, describe
 
 
 def _backend_function(backend: Any, name: str) -> Callable:
@@ -214,12 +214,46 @@ def run_checkpoint_resume(backend, weights: dict[str, Tensor], inputs: Tensor, t
             "checkpoint": torch.frombuffer(bytearray(blob), dtype=torch.uint8) if blob else torch.zeros(0, dtype=torch.uint8)}
 
 
+def run_train_steps(backend, vocab_size: int, context_length: int, d_model: int, num_layers: int, num_heads: int,
+                    d_ff: int, rope_theta: float, weights: dict[str, Tensor], inputs: Tensor, targets: Tensor,
+                    num_steps: int, max_learning_rate: float, min_learning_rate: float, warmup_iters: int,
+                    cosine_cycle_iters: int, max_l2_norm: float, weight_decay: float, loop: str) -> Tensor:
+    """The submission's LM with these weights and its AdamW (betas (0.9, 0.95), eps 1e-8), trained
+    num_steps times on one batch, by its own train_step (loop="yours") or by this loop made of its
+    own parts (loop="grader": its schedule, its cross_entropy, its clipping, in the SPEC's order).
+    The second is what a correct train_step gives with the submission's parts, right or wrong:
+    a part's mistake is charged to the part (SPEC §4.6)."""
+    model = _backend_function(backend, "build_lm")(vocab_size, context_length, d_model, num_layers, num_heads, d_ff,
+                                                   rope_theta, weights)
+    cls = _backend_function(backend, "get_adamw_cls")()
+    optimizer = cls(model.parameters(), lr=max_learning_rate, betas=(0.9, 0.95), eps=1e-8, weight_decay=weight_decay)
+    schedule = (max_learning_rate, min_learning_rate, warmup_iters, cosine_cycle_iters)
+    losses = []
+    for it in range(num_steps):
+        with torch.enable_grad():  # the grading side may have turned autograd off: training needs it
+            if loop == "yours":
+                loss = _backend_function(backend, "run_train_step")(model, optimizer, inputs, targets, it, *schedule,
+                                                                    max_l2_norm)
+            else:
+                lr = _backend_function(backend, "run_get_lr_cosine_schedule")(it, *schedule)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                loss = _backend_function(backend, "run_cross_entropy")(model(inputs), targets)
+                optimizer.zero_grad()
+                loss.backward()
+                _backend_function(backend, "run_gradient_clipping")(model.parameters(), max_l2_norm)
+                optimizer.step()
+        losses.append(float(loss.detach()) if isinstance(loss, Tensor) else float(loss))
+    return torch.tensor(losses, dtype=next(iter(weights.values())).dtype)
+
+
 DRIVERS: dict[str, Callable] = {
     "run_get_batch": run_get_batch,
     "run_get_batch_memmap": run_get_batch_memmap,
     "run_gradient_clipping": run_gradient_clipping,
     "run_adamw": run_adamw,
     "run_checkpoint_resume": run_checkpoint_resume,
+    "run_train_steps": run_train_steps,
 }
 
 # The submission's functions each driver calls (what the static scan must look at for it).
@@ -229,4 +263,17 @@ DRIVEN_ON: dict[str, tuple[str, ...]] = {
     "run_gradient_clipping": ("run_gradient_clipping",),
     "run_adamw": ("get_adamw_cls",),
     "run_checkpoint_resume": ("get_adamw_cls", "run_save_checkpoint", "run_load_checkpoint"),
+    "run_train_steps": ("build_lm", "get_adamw_cls", "run_train_step", "run_get_lr_cosine_schedule", "run_cross_entropy",
+                        "run_gradient_clipping"),
 }
+
+
+def drive(name: str, *args: Any) -> Any:
+    """Run driven adapter `name` where the current backend runs: a backend in another process (it
+    has `drive`) runs the driver there; any other backend is in this process, and it runs here."""
+    backend = current_backend.get(None)
+    if backend is None:
+        raise RuntimeError(f"{name} was called outside a bound adapters handle")
+    if hasattr(type(backend), "drive"):
+        return backend.drive(name, *args)
+    return DRIVERS[name](backend, *args)

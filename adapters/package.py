@@ -159,14 +159,15 @@ class PackageAdapters:
     def run_load_checkpoint(self, src, model, optimizer):
         return self.pkg.load_checkpoint(src, model, optimizer)
 
-    def run_train_steps(self, *args):
-        *model_args, weights, inputs, targets, num_steps = args[:11]
-        max_lr, min_lr, warmup_iters, cosine_cycle_iters, max_l2_norm, weight_decay = args[11:]
-        model = self._lm(*model_args, weights)
+    def build_lm(self, vocab_size, context_length, d_model, num_layers, num_heads, d_ff, rope_theta, weights):
+        """The package's TransformerLM holding these weights (for the training driver)."""
+        model = self._lm(vocab_size, context_length, d_model, num_layers, num_heads, d_ff, rope_theta, weights)
         model.load_state_dict(weights)
-        optimizer = self.pkg.AdamW(model.parameters(), lr=max_lr, betas=(0.9, 0.95), eps=1e-8, weight_decay=weight_decay)
-        config = self.pkg.TrainingConfig(max_learning_rate=max_lr, min_learning_rate=min_lr, warmup_iters=warmup_iters,
-                                         cosine_cycle_iters=cosine_cycle_iters, max_l2_norm=max_l2_norm)
-        with torch.enable_grad():  # the grading side may have turned autograd off: training needs it
-            losses = [self.pkg.train_step(model, optimizer, inputs, targets, it, config) for it in range(num_steps)]
-        return torch.tensor([float(loss) for loss in losses], dtype=next(iter(weights.values())).dtype)
+        return model
+
+    def run_train_step(self, model, optimizer, inputs, targets, it, max_learning_rate, min_learning_rate, warmup_iters,
+                       cosine_cycle_iters, max_l2_norm):
+        config = self.pkg.TrainingConfig(max_learning_rate=max_learning_rate, min_learning_rate=min_learning_rate,
+                                         warmup_iters=warmup_iters, cosine_cycle_iters=cosine_cycle_iters,
+                                         max_l2_norm=max_l2_norm)
+        return self.pkg.train_step(model, optimizer, inputs, targets, it, config)

@@ -371,6 +371,33 @@ def test_the_static_scan_sees_every_private_alias_and_bytecode(tmp_path):
     assert not result.violations("run_softmax", frozenset())  # [allow]: an item that allows softmax
 
 
+TRAINING_WRAPPERS = {
+    "get_adamw_cls": ["import torch\nclass AdamW(torch.optim.AdamW):\n    pass\n\ndef get_adamw_cls():\n    return AdamW\n",
+                      "from torch.optim import AdamW as A\n\ndef get_adamw_cls():\n    return A\n",
+                      "import torch\nclass Mine(torch.optim.Optimizer):\n    def step(self):\n"
+                      "        torch.optim._functional.adamw([], [], [], [], [], [])\n\ndef get_adamw_cls():\n    return Mine\n"],
+    "run_gradient_clipping": ["import torch\n\ndef run_gradient_clipping(p, m):\n    torch.nn.utils.clip_grad_norm_(p, m)\n",
+                              "from torch.nn.utils import clip_grad_norm_\n\ndef run_gradient_clipping(p, m):\n"
+                              "    clip_grad_norm_(p, m)\n"],
+}
+
+
+@pytest.mark.parametrize("adapter", sorted(TRAINING_WRAPPERS))
+def test_training_parts_that_wrap_torch_optim_or_its_clipping_are_found_by_the_scan(tmp_path, adapter):
+    """The optimizer and the clipping are the student's own: torch.optim.AdamW (subclassed, imported or its
+    functional form) and clip_grad_norm_ behind the adapter are forbidden calls of their items."""
+    from lmgrade.sandbox.policy import forbidden_for
+
+    item = {"get_adamw_cls": "adamw", "run_gradient_clipping": "gradient_clipping"}[adapter]
+    for source in TRAINING_WRAPPERS[adapter]:
+        path = tmp_path / "adapters.py"
+        path.write_text(source)
+        assert scan_path(path, adapters_file=True).violations(adapter, forbidden_for(item)), source
+    own = "import torch\nclass AdamW(torch.optim.Optimizer):\n    pass\n\ndef get_adamw_cls():\n    return AdamW\n"
+    path.write_text(own)
+    assert not scan_path(path, adapters_file=True).violations("get_adamw_cls", forbidden_for("adamw"))
+
+
 def test_symlinks_in_a_submission_are_refused_everywhere(tmp_path):
     """`student -> <grader>/reference` scored 100/100; now the submission is refused and scores 0."""
     (tmp_path / "linked").mkdir()

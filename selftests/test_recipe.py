@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 import adapters
 from adapters import signatures
+from adapters.drivers import DRIVEN_ON, DRIVERS
 from adapters.package import PackageAdapters
 from lmgrade.catalogue.bugs import BUGS
 from lmgrade.core.parts import PARTS
@@ -57,12 +58,19 @@ def missing_pieces(adapter: str) -> list[str]:
     checked = getattr(signatures, adapter, None)
     if checked is None or not inspect.getdoc(checked):
         missing.append(f"the canonical signature adapters/signatures.py:{adapter}, with a docstring contract")
-    if not callable(getattr(PackageAdapters, adapter, None)):
-        missing.append(f"adapters/package.py: PackageAdapters.{adapter}")
+    # A driven part (adapters/drivers.py) reaches the package through the CS336-named functions its driver calls.
+    backend_functions = DRIVEN_ON.get(adapter, (adapter,))
+    if adapter in DRIVEN_ON and adapter not in DRIVERS:
+        missing.append(f"the driver adapters/drivers.py:{adapter} (DRIVERS)")
+    used = set()
+    for function in backend_functions:
+        if not callable(getattr(PackageAdapters, function, None)):
+            missing.append(f"adapters/package.py: PackageAdapters.{function}")
+        found = package_names_used_by(function)
+        if not found:
+            missing.append(f"adapters/package.py: PackageAdapters.{function} builds nothing of the package (self.pkg.<name>)")
+        used |= found
     student, reference = importlib.import_module("student"), importlib.import_module("reference")
-    used = package_names_used_by(adapter)
-    if not used:
-        missing.append(f"adapters/package.py: PackageAdapters.{adapter} builds nothing of the package (self.pkg.<name>)")
     for name in sorted(used):
         stub = getattr(student, name, None)
         if stub is None:

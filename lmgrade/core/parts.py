@@ -9,6 +9,10 @@ and names what is missing):
 2. `reference/`: the same names, implemented.
 3. `adapters/signatures.py`: `run_X`, typed with jaxtyping (checked by beartype), docstring =
    contract; `adapters/package.py`: `PackageAdapters.run_X`, building the student's objects.
+   A part whose CS336 adapter takes live objects (parameters, an optimizer class, a model and a
+   file) is *driven*: `run_X` takes plain tensors, and a driver in `adapters/drivers.py`
+   (DRIVERS, DRIVEN_ON) builds the objects where the submission runs and calls the CS336-named
+   functions, which PackageAdapters defines instead.
 4. Here: `PARTS["run_X"] = Part(component, tolerance_row, cs336)`.
 5. `lmgrade/core/rubric.toml`: an item `<component>` (visible tests) and usually
    `<component>.hidden`; `lmgrade/core/rubric_cs336.toml`: the same items when CS336 asks for it

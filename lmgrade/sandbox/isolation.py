@@ -35,6 +35,7 @@ import torch
 
 from lmgrade.sandbox import intake, processes, replies, staging, static_scan, tiers, wire
 from lmgrade.core.outcomes import ForbiddenCall, SubmissionCrashed
+from lmgrade.sandbox.remote_graph import RemoteGraph, tensors_in
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MEMORY_LIMIT_BYTES = tiers.MEMORY_LIMIT_BYTES
@@ -252,7 +253,7 @@ class ChildBackend:
         if not driven:
             self._static_check(name)
         grad = torch.is_grad_enabled() and any(
-            isinstance(t, torch.Tensor) and t.requires_grad for t in _tensors_in(args))
+            isinstance(t, torch.Tensor) and t.requires_grad for t in tensors_in(args))
         skeleton, tensors = wire.encode(list(args))
         canary = [random.randint(2, 9), random.randint(2, 9), random.randint(2, 9)]
         header = {"op": "call", "fn": name, "args": skeleton, "grad": grad, "item": self.current_item,
@@ -268,15 +269,15 @@ class ChildBackend:
         self.last_flops = replies.check_canaries(reply, canary, self.count_flops)
         if not reply.get("ok"):
             replies.raise_for(reply, self.current_item)
-        device = next((t.device for t in _tensors_in(args)), torch.device("cpu"))
+        device = next((t.device for t in tensors_in(args)), torch.device("cpu"))
         try:
             output = wire.decode(reply["output"], out, lambda t, meta: t.to(device))
         except (KeyError, TypeError, ValueError):
             raise SubmissionCrashed("your code's process sent an invalid reply") from None
         if reply.get("handle") is None:
             return output
-        grad_inputs = [t for t in _tensors_in(args) if t.requires_grad]
-        return _RemoteGraph.apply(self, int(reply["handle"]), output, *grad_inputs)
+        grad_inputs = [t for t in tensors_in(args) if t.requires_grad]
+        return RemoteGraph.apply(self, int(reply["handle"]), output, *grad_inputs)
 
     def backward(self, handle: int, cotangent: torch.Tensor) -> list[torch.Tensor | None]:
         reply, tensors = self._exchange({"op": "backward", "handle": handle}, {"cotangent": cotangent.detach().cpu().contiguous()})
@@ -293,29 +294,3 @@ class ChildBackend:
         if not name.startswith("run_"):
             raise AttributeError(name)
         return lambda *args: self.call(name, *args)
-
-
-def _tensors_in(value) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _tensors_in(v)]
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _tensors_in(v)]
-    return []
-
-
-class _RemoteGraph(torch.autograd.Function):
-    """Connects an output computed in the child to the grading process's autograd graph."""
-
-    @staticmethod
-    def forward(ctx, backend, handle, output, *grad_inputs):
-        ctx.backend, ctx.handle = backend, handle
-        ctx.input_meta = [(t.dtype, t.device) for t in grad_inputs]
-        return output.to(grad_inputs[0].device).clone() if grad_inputs else output.clone()
-
-    @staticmethod
-    def backward(ctx, cotangent):
-        grads = ctx.backend.backward(ctx.handle, cotangent)
-        moved = [g.to(dtype=dtype, device=device) if g is not None else None for g, (dtype, device) in zip(grads, ctx.input_meta)]
-        return (None, None, None, *moved)

@@ -170,7 +170,10 @@ class _Walker:
                         unsafe_import = None
                 if module_level:
                     if pending:
+                        # `S = torch.softmax`: every use of S is a finding; and `class AdamW(torch.optim.AdamW)`:
+                        # the class itself is one, for whatever reaches it.
                         self.aliases[name] = pending.pop()[0]
+                        self.add("torch", self.aliases[name], line, name)
                         pending.clear()
                     elif chain_torch:
                         self.torchish.add(name)

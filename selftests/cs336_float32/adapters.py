@@ -136,3 +136,28 @@ def run_perplexity(vocab_size: int, context_length: int, d_model: int, num_layer
                    stride: int) -> float:
     lm = _build_lm(vocab_size, context_length, d_model, num_layers, num_heads, d_ff, rope_theta, weights)
     return cs336_lm.perplexity(lm, token_ids, stride)
+
+
+def run_get_batch(dataset, batch_size: int, context_length: int, device: str) -> tuple[Tensor, Tensor]:
+    return cs336_lm.get_batch(dataset, batch_size, context_length, device)
+
+
+def run_gradient_clipping(parameters, max_l2_norm: float) -> None:
+    return cs336_lm.gradient_clipping(parameters, max_l2_norm)
+
+
+def get_adamw_cls() -> type[torch.optim.Optimizer]:
+    return cs336_lm.AdamW
+
+
+def run_get_lr_cosine_schedule(it: int, max_learning_rate: float, min_learning_rate: float, warmup_iters: int,
+                               cosine_cycle_iters: int) -> float:
+    return cs336_lm.get_lr_cosine_schedule(it, max_learning_rate, min_learning_rate, warmup_iters, cosine_cycle_iters)
+
+
+def run_save_checkpoint(model, optimizer, iteration, out) -> None:
+    return cs336_lm.save_checkpoint(model, optimizer, iteration, out)
+
+
+def run_load_checkpoint(src, model, optimizer) -> int:
+    return cs336_lm.load_checkpoint(src, model, optimizer)
