@@ -6,6 +6,7 @@
     lmgrade release OUT_DIR        the student handout
     lmgrade bundle OUT.zip         a Gradescope autograder bundle
     lmgrade selfcheck              the grader grades itself
+    lmgrade train [--impl reference|student] [--steps N] [--out DIR]   train a tiny LM, plot, sample
 
 Exit status: 0 when grading ran (whatever the score), 2 when the grader itself failed.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from lmgrade.grading.grade import Grade, GradingFailed, Selection, grade, grade_notes
 from lmgrade.outputs.report import gradescope_results, junit_xml, markdown_report, scorecard_text
+from lmgrade.train_demo import add_arguments as add_train_arguments
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
@@ -99,6 +101,12 @@ def cmd_selfcheck(args: argparse.Namespace) -> int:
     return selfcheck_main(jobs=args.jobs, all_built_on=args.all_built_on)
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from lmgrade.train_demo import run_command
+
+    return run_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmgrade", description="Grade the Transformer-LM assignment.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -133,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run every bug on every item built on its component (the nightly run); "
                         "default: the bugs of a component share those items, each item run by at least one")
     p.set_defaults(run=cmd_selfcheck)
+
+    p = sub.add_parser("train", help="train a tiny Transformer LM on the bundled stories, plot its loss, sample from it")
+    add_train_arguments(p)
+    p.set_defaults(run=cmd_train)
     return parser
 
 

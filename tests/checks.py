@@ -9,16 +9,18 @@ the softmax item, not to everything built on it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
 from lmgrade.core.compare import Mismatch, Tolerance, assert_close, describe_difference
-from lmgrade.catalogue.diagnosis import diagnose_outputs, explained
+from lmgrade.catalogue.diagnosis import diagnose_measurement, diagnose_outputs, explained
 from lmgrade.core.layouts import apply as apply_layout
 from lmgrade.core.layouts import broadcast_values
 from lmgrade.core.evaluation import is_weight_path, outputs_and_grads
@@ -246,6 +248,47 @@ def count_flops(bound, fn: str, **kwargs) -> tuple[int, Exception | None]:
         except Exception as error:  # noqa: BLE001 - the caller decides what the error means
             return counter.get_total_flops(), error
     return counter.get_total_flops(), None
+
+
+def same_values(got: Any, expected: Any, tol: Tolerance | None) -> bool:
+    """Nested tensors, lists, dicts and numbers equal: within tol (as assert_close judges), or exactly if None."""
+    if isinstance(expected, Tensor):
+        if not isinstance(got, Tensor) or got.shape != expected.shape:
+            return False
+        if tol is None or not expected.is_floating_point():
+            # As int64: torch.equal is not implemented for every dtype (uint16, the dtype of token files).
+            return got.dtype == expected.dtype and torch.equal(
+                got.cpu().to(torch.float64 if got.is_floating_point() else torch.int64),
+                expected.cpu().to(torch.float64 if expected.is_floating_point() else torch.int64))
+        got, expected = got.double().cpu(), expected.double().cpu()
+        scale = float(expected.abs().max()) if expected.numel() else 0.0
+        return bool(((got - expected).abs() <= tol.atol * max(scale, 1e-30) + tol.rtol * expected.abs()).all())
+    if isinstance(expected, dict):
+        return isinstance(got, dict) and got.keys() == expected.keys() and all(
+            same_values(got[k], expected[k], tol) for k in expected)
+    if isinstance(expected, (list, tuple)):
+        return isinstance(got, (list, tuple)) and len(got) == len(expected) and all(
+            same_values(g, e, tol) for g, e in zip(got, expected))
+    if isinstance(expected, float) and isinstance(got, (int, float)) and tol is not None:
+        return abs(got - expected) <= tol.atol * max(abs(expected), 1e-30) + tol.rtol * abs(expected)
+    return got == expected
+
+
+@contextlib.contextmanager
+def diagnosed(oracle, fn: str, kwargs: dict, got: Any, tol: Tolerance | None = None, measure: Callable | None = None):
+    """A failure inside the block, about `got` (what impl.fn(**kwargs) returned, or `measure(impl)`), is
+    explained by the catalogued bug that gives the same (within tol; exactly if None) on the same call.
+
+    For the checks that are not a comparison with the reference (properties, comparisons with torch):
+    the diagnosis then works as check_against_reference's does.
+    """
+    try:
+        yield
+    except AssertionError as error:
+        mismatch = error if isinstance(error, Mismatch) else Mismatch(str(error))
+        how = measure or (lambda bound: getattr(bound, fn)(**kwargs))
+        raise explained(mismatch, lambda: diagnose_measurement(oracle, fn, how, got, lambda a, b: same_values(a, b, tol))) \
+            from None
 
 
 def peak_memory(bound, fn: str, **kwargs) -> tuple[int, Exception | None]:

@@ -83,3 +83,84 @@ ALTERNATIVES += [
                 ("loss.py", "log_normaliser = peak.squeeze(-1) + torch.log(torch.exp(logits - peak).sum(dim=-1))",
                  "log_normaliser = torch.logsumexp(logits, dim=-1)")),
 ]
+
+# --- training ------------------------------------------------------------------------------------
+ADAMW_STEP_BODY = (
+    "            for p in group[\"params\"]:\n"
+    "                if p.grad is None:\n"
+    "                    continue\n"
+    "                state = self.state[p]\n"
+    "                if not state:\n"
+    "                    state[\"step\"] = 0\n"
+    "                    state[\"exp_avg\"] = torch.zeros_like(p)\n"
+    "                    state[\"exp_avg_sq\"] = torch.zeros_like(p)\n"
+    "                state[\"step\"] += 1\n"
+    "                t, m, v = state[\"step\"], state[\"exp_avg\"], state[\"exp_avg_sq\"]\n"
+    "                m.mul_(beta1).add_(p.grad, alpha=1 - beta1)\n"
+    "                v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)\n"
+    "                p.mul_(1 - lr * weight_decay)\n"
+    "                denominator = (v.sqrt() / math.sqrt(1 - beta2**t)).add_(eps)\n"
+    "                p.addcdiv_(m, denominator, value=-lr / (1 - beta1**t))\n")
+
+ALTERNATIVES += [
+    alternative("adamw_cs336_alpha_form", "AdamW in CS336's form: α_t = lr·√(1−β₂ᵗ)/(1−β₁ᵗ), θ −= α_t m/(√v + ε), then the decay θ −= lr·λ·θ",
+                ("adamw", "adamw.hidden", "checkpoint"),
+                ("training.py", "                p.mul_(1 - lr * weight_decay)\n"
+                 "                denominator = (v.sqrt() / math.sqrt(1 - beta2**t)).add_(eps)\n"
+                 "                p.addcdiv_(m, denominator, value=-lr / (1 - beta1**t))\n",
+                 "                alpha = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)\n"
+                 "                p.data -= alpha * m / (torch.sqrt(v) + eps)\n"
+                 "                p.data -= lr * weight_decay * p.data\n")),
+    alternative("adamw_foreach", "AdamW updating all the parameters of a group at once with torch._foreach_* ops",
+                ("adamw", "adamw.hidden", "checkpoint"),
+                ("training.py", ADAMW_STEP_BODY,
+                 "            params = [p for p in group[\"params\"] if p.grad is not None]\n"
+                 "            if not params:\n"
+                 "                continue\n"
+                 "            for p in params:\n"
+                 "                state = self.state[p]\n"
+                 "                if not state:\n"
+                 "                    state[\"step\"] = 0\n"
+                 "                    state[\"exp_avg\"] = torch.zeros_like(p)\n"
+                 "                    state[\"exp_avg_sq\"] = torch.zeros_like(p)\n"
+                 "                state[\"step\"] += 1\n"
+                 "            grads = [p.grad for p in params]\n"
+                 "            ms = [self.state[p][\"exp_avg\"] for p in params]\n"
+                 "            vs = [self.state[p][\"exp_avg_sq\"] for p in params]\n"
+                 "            steps = [self.state[p][\"step\"] for p in params]\n"
+                 "            torch._foreach_mul_(ms, beta1)\n"
+                 "            torch._foreach_add_(ms, grads, alpha=1 - beta1)\n"
+                 "            torch._foreach_mul_(vs, beta2)\n"
+                 "            torch._foreach_addcmul_(vs, grads, grads, value=1 - beta2)\n"
+                 "            torch._foreach_mul_(params, 1 - lr * weight_decay)\n"
+                 "            denominators = torch._foreach_sqrt(vs)\n"
+                 "            torch._foreach_div_(denominators, [math.sqrt(1 - beta2**t) for t in steps])\n"
+                 "            torch._foreach_add_(denominators, eps)\n"
+                 "            torch._foreach_addcdiv_(params, ms, denominators, [-lr / (1 - beta1**t) for t in steps])\n")),
+    alternative("clipping_vector_norm_of_norms", "gradient clipping with the global norm as torch.linalg.vector_norm of the stacked per-parameter norms, the scale clamped at 1",
+                ("gradient_clipping", "gradient_clipping.hidden"),
+                ("training.py", "    norm = torch.sqrt(sum(g.detach().pow(2).sum() for g in grads))\n"
+                 "    if norm > max_l2_norm:\n"
+                 "        scale = max_l2_norm / (norm + 1e-6)\n"
+                 "        for g in grads:\n"
+                 "            g.mul_(scale)\n",
+                 "    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach()) for g in grads]))\n"
+                 "    if norm > max_l2_norm:\n"
+                 "        for g in grads:\n"
+                 "            g.mul_(max_l2_norm / (norm + 1e-6))\n")),
+    alternative("get_batch_stacked_slices", "get_batch stacking one slice per sampled start (torch.from_numpy of each) instead of fancy indexing",
+                ("get_batch", "get_batch.hidden"),
+                ("training.py", "    offsets = np.arange(context_length + 1)\n"
+                 "    windows = dataset[starts[:, None] + offsets]  # (batch_size, context_length + 1): reads only these\n"
+                 "    windows = torch.from_numpy(windows.astype(np.int64)).to(device)\n"
+                 "    return windows[:, :-1], windows[:, 1:]",
+                 "    x = torch.stack([torch.from_numpy(dataset[s : s + context_length].astype(np.int64)) for s in starts])\n"
+                 "    y = torch.stack([torch.from_numpy(dataset[s + 1 : s + 1 + context_length].astype(np.int64)) for s in starts])\n"
+                 "    return x.to(device), y.to(device)")),
+    alternative("lr_schedule_written_as_one_minus_cos", "the schedule's cosine written as max − (max − min)·(1 − cos)/2, the warmup as max·it/warmup",
+                ("lr_schedule", "lr_schedule.hidden"),
+                ("training.py", "        return it / warmup_iters * max_learning_rate",
+                 "        return max_learning_rate * it / warmup_iters"),
+                ("training.py", "        return min_learning_rate + 0.5 * (1 + math.cos(math.pi * progress)) * (max_learning_rate - min_learning_rate)",
+                 "        return max_learning_rate - (max_learning_rate - min_learning_rate) * (1 - math.cos(math.pi * progress)) / 2")),
+]

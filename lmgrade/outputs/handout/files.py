@@ -110,7 +110,7 @@ def student_pyproject(project_root: Path = PROJECT_ROOT) -> str:
         f"include = {_toml_value(include)}",
         "",
         "[tool.setuptools.package-data]",
-        'lmgrade = ["core/rubric.toml", "sandbox/policy.toml"]',
+        'lmgrade = ["core/rubric.toml", "sandbox/policy.toml", "train_corpus.txt"]',
         "",
         "[tool.pytest.ini_options]",
         'testpaths = ["tests"]',
