@@ -6,6 +6,7 @@ Instructor-only: the edits quote reference code, so the handout never contains t
 from .alternatives import ALTERNATIVES
 from .decoding import BUGS as DECODING_BUGS
 from .model import BUGS as MODEL_BUGS
+from .padding import BUGS as PADDING_BUGS
 
-BUGS = [*MODEL_BUGS, *DECODING_BUGS]
+BUGS = [*MODEL_BUGS, *DECODING_BUGS, *PADDING_BUGS]
 CATALOGUE = [*BUGS, *ALTERNATIVES]
