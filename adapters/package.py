@@ -96,18 +96,21 @@ class PackageAdapters:
         return _call(block, weights, in_features)
 
     def run_transformer_lm(self, *lm_args):
-        *model_args, weights, in_indices = lm_args
+        model_args, (weights, in_indices, attention_mask) = lm_args[:7], (list(lm_args[7:]) + [None])[:3]
         model = self._lm(*model_args, weights)
-        return _call(model, weights, in_indices)
+        # The mask only when there is one: a model written before padded batches still answers the rest.
+        padded = {} if attention_mask is None else {"attention_mask": attention_mask}
+        return _call(model, weights, in_indices, **padded)
 
     def run_transformer_lm_incremental(self, *lm_args):
-        *model_args, weights, in_indices, chunk_sizes = lm_args
+        model_args, (weights, in_indices, chunk_sizes, attention_mask) = lm_args[:7], (list(lm_args[7:]) + [None])[:4]
         model = self._lm(*model_args, weights)
         kv_cache = model.make_kv_cache()
         logits, start = [], 0
         for size in chunk_sizes:
             chunk = in_indices[:, start : start + size]
-            logits.append(_call(model, weights, chunk, kv_cache=kv_cache))
+            padded = {} if attention_mask is None else {"attention_mask": attention_mask[:, start : start + size]}
+            logits.append(_call(model, weights, chunk, kv_cache=kv_cache, **padded))
             start += size
         return torch.cat(logits, dim=1)
 
@@ -119,9 +122,11 @@ class PackageAdapters:
 
     def run_generate(self, *args):
         *model_args, weights = args[:8]
-        prompt, max_new_tokens, temperature, top_k, top_p, eos_token_id, seed = (list(args[8:]) + [None] * 7)[:7]
+        prompt, max_new_tokens, temperature, top_k, top_p, eos_token_id, seed, attention_mask = \
+            (list(args[8:]) + [None] * 8)[:8]
         model = self._lm(*model_args, weights)
         model.load_state_dict(weights)
+        padded = {} if attention_mask is None else {"attention_mask": attention_mask}
         return self.pkg.generate(
             model,
             prompt,
@@ -131,6 +136,7 @@ class PackageAdapters:
             top_p=top_p,
             eos_token_id=eos_token_id,
             seed=0 if seed is None else seed,
+            **padded,
         )
 
     def run_perplexity(self, *args):

@@ -165,11 +165,15 @@ def run_transformer_lm(
     rope_theta: float,
     weights: dict[str, Tensor],
     in_indices: Int[Tensor, "batch sequence_length"],
+    attention_mask: Bool[Tensor, "batch sequence_length"] | None = None,
 ) -> Float[Tensor, "batch sequence_length vocab_size"]:
-    """Unnormalised next-token logits at every position. `weights` uses the SPEC state-dict names."""
+    """Unnormalised next-token logits at every position. `weights` uses the SPEC state-dict names.
+    attention_mask (True = real token) marks a padded batch's pads, on either side; the logits at a
+    row's real tokens are those of the row alone, and those at pads are not graded."""
     return dispatch(
         "run_transformer_lm",
         vocab_size, context_length, d_model, num_layers, num_heads, d_ff, rope_theta, weights, in_indices,
+        attention_mask,
     )
 
 
@@ -195,8 +199,10 @@ def run_transformer_lm_incremental(
     weights: dict[str, Tensor],
     in_indices: Int[Tensor, "batch sequence_length"],
     chunk_sizes: Sequence[int],
+    attention_mask: Bool[Tensor, "batch sequence_length"] | None = None,
 ) -> Float[Tensor, "batch sequence_length vocab_size"]:
-    """Feed `in_indices` through ONE model in consecutive chunks using its KV cache; all logits, concatenated."""
+    """Feed `in_indices` through ONE model in consecutive chunks using its KV cache; all logits, concatenated.
+    With attention_mask (a padded batch), each chunk gets its columns of the mask."""
     if sum(chunk_sizes) != in_indices.shape[-1] or any(size < 1 for size in chunk_sizes):
         raise ValueError(
             f"chunk_sizes must be positive and add up to the sequence length {in_indices.shape[-1]}, got {list(chunk_sizes)}"
@@ -204,7 +210,7 @@ def run_transformer_lm_incremental(
     return dispatch(
         "run_transformer_lm_incremental",
         vocab_size, context_length, d_model, num_layers, num_heads, d_ff, rope_theta, weights, in_indices,
-        list(chunk_sizes),
+        list(chunk_sizes), attention_mask,
     )
 
 
@@ -236,12 +242,15 @@ def run_generate(
     top_p: float | None = None,
     eos_token_id: int | None = None,
     seed: int = 0,
+    attention_mask: Bool[Tensor, "batch prompt_length"] | None = None,
 ) -> Int[Tensor, "batch total_length"]:
-    """Prompt plus generated tokens, decoded with the KV cache (see SPEC §2, decoding)."""
+    """Prompt plus generated tokens, decoded with the KV cache (see SPEC §2, decoding). With
+    attention_mask (a padded batch of prompts, True = real token), every row gets the tokens it
+    gets alone; new tokens follow the padded prompt."""
     return dispatch(
         "run_generate",
         vocab_size, context_length, d_model, num_layers, num_heads, d_ff, rope_theta, weights, prompt,
-        max_new_tokens, temperature, top_k, top_p, eos_token_id, seed,
+        max_new_tokens, temperature, top_k, top_p, eos_token_id, seed, attention_mask,
     )
 
 

@@ -39,6 +39,20 @@ def causal_mask(num_queries: int, num_keys: int, device=None) -> Bool[Tensor, "q
     return key_positions[None, :] <= query_positions[:, None]
 
 
+def padding_mask(num_queries: int, key_is_real: Bool[Tensor, "batch keys"]) -> Bool[Tensor, "batch 1 queries keys"]:
+    """The causal mask of a padded batch: query i sees key j if j ≤ i and key j is a real token.
+
+    A query also always sees itself: a pad's own row then is never empty (all −inf would give
+    0/0 = NaN in the softmax, and a NaN in a pad's output would reach the real tokens through the
+    next layer's values, since 0 · NaN is NaN). Real queries never see a pad.
+    """
+    num_keys = key_is_real.shape[-1]
+    causal = causal_mask(num_queries, num_keys, device=key_is_real.device)
+    query_slots = torch.arange(num_keys - num_queries, num_keys, device=key_is_real.device)
+    itself = torch.arange(num_keys, device=key_is_real.device)[None, :] == query_slots[:, None]
+    return (causal & (key_is_real[:, None, :] | itself))[:, None]  # one mask for every head
+
+
 class RotaryPositionalEmbedding(nn.Module):
     """RoPE on interleaved pairs: dims (2k, 2k+1) rotate by angle pos · θ^(−2k/d).
 
@@ -101,10 +115,12 @@ class LayerKVCache:
 
 
 class KVCache:
-    """One LayerKVCache per Transformer block."""
+    """One LayerKVCache per Transformer block, and which cached tokens are real (padded batches)."""
 
     def __init__(self, num_layers: int, max_seq_len: int):
         self.layers = [LayerKVCache(max_seq_len) for _ in range(num_layers)]
+        # (batch, length): False at the pads of a padded batch; None while every cached token is real.
+        self.key_is_real: Tensor | None = None
 
     @property
     def length(self) -> int:
@@ -141,7 +157,9 @@ class MultiHeadSelfAttention(nn.Module):
         x: Float[Tensor, "... seq d_model"],
         token_positions: Int[Tensor, "... seq"] | None = None,
         kv_cache: LayerKVCache | None = None,
+        key_is_real: Bool[Tensor, "batch keys"] | None = None,
     ) -> Float[Tensor, "... seq d_model"]:
+        """key_is_real: in a padded batch, False at the pads among the keys (the cached ones and these)."""
         seq = x.shape[-2]
         past = kv_cache.length if kv_cache is not None else 0
         if token_positions is None:
@@ -162,6 +180,8 @@ class MultiHeadSelfAttention(nn.Module):
             k, v = kv_cache.update(k, v)
 
         mask = causal_mask(seq, k.shape[-2], device=x.device)
+        if key_is_real is not None:
+            mask = padding_mask(seq, key_is_real)
         out = scaled_dot_product_attention(q, k, v, mask)
         out = out.transpose(-3, -2).flatten(-2)  # (... seq, heads · d_head)
         return self.output_proj(out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from .layers import softmax
@@ -80,6 +80,7 @@ def generate(
     top_p: float | None = None,
     eos_token_id: int | None = None,
     seed: int = 0,
+    attention_mask: Bool[Tensor, "batch prompt_length"] | None = None,
 ) -> Int[Tensor, "batch total_length"]:
     """The prompt followed by up to max_new_tokens generated tokens, decoded with the KV cache.
 
@@ -91,6 +92,11 @@ def generate(
     With eos_token_id, a row that has produced eos is finished: its later tokens are eos,
     and generation stops early once every row is finished (the result is then shorter than
     prompt_length + max_new_tokens).
+
+    A batch of prompts of different lengths comes padded, with attention_mask (True = real
+    token), on either side: each row then gets exactly the tokens it would get alone. The first
+    new token follows each row's last real token; new tokens are appended after the whole padded
+    prompt (pads in between stay pads: masked, and not counted in the positions).
     """
     batch, prompt_length = prompt.shape
     context_length = model.config.context_length
@@ -102,6 +108,9 @@ def generate(
         raise ValueError(
             f"prompt of {prompt_length} tokens + {max_new_tokens} new tokens exceed context_length={context_length}"
         )
+    if attention_mask is not None and (attention_mask.shape != prompt.shape or not attention_mask.any(dim=-1).all()):
+        raise ValueError(f"attention_mask must have the prompt's shape {tuple(prompt.shape)} and a real token in "
+                         f"every row, got shape {tuple(attention_mask.shape)}")
     if max_new_tokens == 0:
         return prompt.clone()
 
@@ -112,7 +121,10 @@ def generate(
     # inference_mode rather than no_grad: no graph, and no version counters or view tracking
     # either, which is about 15 % of a decoding step on the CPU, where a step is mostly overhead.
     with torch.inference_mode():
-        logits = model(prompt, kv_cache=kv_cache)  # the prefill: every prompt token, once
+        logits = model(prompt, kv_cache=kv_cache, attention_mask=attention_mask)  # the prefill: every prompt token, once
+        if attention_mask is not None:  # each row continues from its last real token (right padding: not the last column)
+            last_real = prompt_length - 1 - attention_mask.flip(-1).int().argmax(dim=-1)
+            logits = logits[torch.arange(batch, device=prompt.device), last_real][:, None]
 
         for step in range(max_new_tokens):
             if temperature == 0:

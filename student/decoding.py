@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 if TYPE_CHECKING:
@@ -74,8 +74,16 @@ def generate(
     top_p: float | None = None,
     eos_token_id: int | None = None,
     seed: int = 0,
+    attention_mask: Bool[Tensor, "batch prompt_length"] | None = None,
 ) -> Int[Tensor, "batch total_length"]:
     """The prompt followed by up to max_new_tokens generated tokens: (batch, total_length).
+
+    Padded prompts (do this last): attention_mask (batch, prompt_length), True at real tokens,
+    for a batch of prompts of different lengths padded on the left (usual for generation) or
+    the right. Pass it to the prefill; the first new token of a row follows ITS last real token
+    (with right padding that is not the last column); new tokens are appended after the padded
+    prompt and are real. Every row must get exactly the tokens it gets when generated alone.
+    Raise ValueError if the mask's shape is not the prompt's or a row has no real token.
 
     prompt: (batch, prompt_length) token ids, prompt_length ≥ 1, on the model's device.
     Decode under `torch.no_grad()`.

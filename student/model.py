@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
 # The pieces you will assemble here.
@@ -138,7 +138,26 @@ class TransformerLM(nn.Module):
         raise NotImplementedError("TransformerLM.make_kv_cache")
 
     def forward(
-        self, in_indices: Int[Tensor, "batch seq"], kv_cache: KVCache | None = None
+        self,
+        in_indices: Int[Tensor, "batch seq"],
+        kv_cache: KVCache | None = None,
+        attention_mask: Bool[Tensor, "batch seq"] | None = None,
     ) -> Float[Tensor, "batch seq vocab_size"]:
-        """in_indices (batch, seq) → unnormalised logits (batch, seq, vocab_size)."""
+        """in_indices (batch, seq) → unnormalised logits (batch, seq, vocab_size).
+
+        Padded batches (do this last): attention_mask (batch, seq), True at real tokens and
+        False at pads, which may be on the left (["pad", "pad", "The", "cat"]) or on the right.
+        For every row, the logits at its real tokens must equal those of the row run alone,
+        without its pads; the logits at pads are not graded. Three things make that true:
+          * positions count the row's real tokens only: with a cache, they continue from the
+            number of REAL tokens cached in that row, not from kv_cache.length (the padded
+            width); (batch, seq) positions, one row each (token_positions may be per row);
+          * no query attends to a pad: the causal mask AND "the key is real", kept in the cache
+            for the later chunks (which may come without a mask: then all their tokens are real);
+          * a pad's own query must still see something (e.g. itself): a row of −inf only gives
+            NaN, and a NaN in a pad's output reaches the real tokens through the next layer's
+            values (0 · NaN = NaN).
+        With RoPE, left padding only shifts a row's positions by a constant, which attention does
+        not see; right padding followed by more tokens (a cache) does.
+        """
         raise NotImplementedError("TransformerLM.forward")

@@ -20,7 +20,7 @@ SPLIT_HEADS = "return t.unflatten(-1, (self.num_heads, self.d_head)).transpose(-
 CAUSAL_MASK_CALL = "mask = causal_mask(seq, k.shape[-2], device=x.device)"
 ROPE_LOOKUP = "rotation = self.rotation[token_positions].to(dtype.to_complex())  # (... seq, d_k/2)"
 ROPE_ROTATION = "rotated = torch.view_as_real(pairs * rotation)"
-BLOCK_ATTN = "x = x + self.attn(self.ln1(x), token_positions, kv_cache)"
+BLOCK_ATTN = "x = x + self.attn(self.ln1(x), token_positions, kv_cache, key_is_real)"
 BLOCK_FFN = "return x + self.ffn(self.ln2(x))"
 LM_HEAD = "return self.lm_head(self.ln_final(x))"
 LOG_NORMALISER = "log_normaliser = peak.squeeze(-1) + torch.log(torch.exp(logits - peak).sum(dim=-1))"
@@ -133,15 +133,15 @@ BUGS = [
          "rotation = self.rotation[: x.shape[-2]].to(dtype.to_complex())  # (seq, d_k/2)")),
     # --- block -----------------------------------------------------------------------------------
     bug("block_without_residual", "block", "the attention sub-layer of the block has no residual connection",
-        ("model.py", BLOCK_ATTN, "x = self.attn(self.ln1(x), token_positions, kv_cache)")),
+        ("model.py", BLOCK_ATTN, "x = self.attn(self.ln1(x), token_positions, kv_cache, key_is_real)")),
     bug("block_post_norm", "block", "the block normalises after each residual add (post-norm) instead of before each sub-layer (pre-norm)",
         ("model.py", f"{BLOCK_ATTN}\n        {BLOCK_FFN}",
-         "x = self.ln1(x + self.attn(x, token_positions, kv_cache))\n        return self.ln2(x + self.ffn(x))")),
+         "x = self.ln1(x + self.attn(x, token_positions, kv_cache, key_is_real))\n        return self.ln2(x + self.ffn(x))")),
     bug("block_shared_norm", "block", "the block uses ln1 before both sub-layers (one shared norm) instead of ln1 and then ln2",
         ("model.py", BLOCK_FFN, "return x + self.ffn(self.ln1(x))")),
     bug("block_parallel_sublayers", "block", "the block applies attention and the FFN in parallel to the same input instead of one after the other",
         ("model.py", f"{BLOCK_ATTN}\n        {BLOCK_FFN}",
-         "return x + self.attn(self.ln1(x), token_positions, kv_cache) + self.ffn(self.ln2(x))")),
+         "return x + self.attn(self.ln1(x), token_positions, kv_cache, key_is_real) + self.ffn(self.ln2(x))")),
     bug("block_ffn_residual_from_normalised_input", "block", "the FFN's residual connection adds the normalised ln2(x) instead of x",
         ("model.py", BLOCK_FFN, "h = self.ln2(x)\n        return h + self.ffn(h)")),
     # --- the LM ----------------------------------------------------------------------------------

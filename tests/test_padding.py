@@ -1,0 +1,243 @@
+"""Padded batches: each row of a padded batch behaves exactly as that row alone (SPEC §6).
+
+Reference-free properties: the implementation under test is compared with itself, the padded
+batch against each row run alone without pads, so a mistake elsewhere in the model (charged in
+its own item) cancels out and only the padding logic is judged here. Both padding sides, rows of
+random lengths, always one row without padding and one of length 1.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lmgrade.core.compare import Mismatch
+
+from .checks import assert_unchanged, on
+from .strategies import LM_CONFIGS, generator, lm_weights, randint, seeds
+
+# Shown with a failure of this file's tests: what it usually means, and a question to ask yourself.
+HINT = (
+    "A padding failure is usually a pad that real tokens attend to (the causal mask alone does not hide "
+    "pads), positions counted over the pads (with a cache: taken from the padded width instead of the "
+    "number of real tokens), a NaN from a pad whose query sees no key at all, or the first new token of a "
+    "right-padded row taken from the last column instead of the row's last real token."
+    "\n"
+    "Ask yourself: for row b, which keys may query i see, and what is the position of its j-th real token "
+    "after n cached real tokens, whatever the padded width?"
+)
+
+COMPONENT = "padding"
+SIDES = ("left", "right")
+PAD_ID = 0  # any id: pads are never read
+
+
+def padded_batch(config, lengths: list[int], side: str, seed: int) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Rows of these lengths, padded to the longest on `side`: (rows, ids (batch, width), mask)."""
+    width = max(lengths)
+    rows = [randint(config.vocab_size, (n,), seed + 7 * i) for i, n in enumerate(lengths)]
+    ids = torch.full((len(rows), width), PAD_ID, dtype=torch.long)
+    mask = torch.zeros(len(rows), width, dtype=torch.bool)
+    for b, row in enumerate(rows):
+        place = slice(width - len(row), width) if side == "left" else slice(0, len(row))
+        ids[b, place], mask[b, place] = row, True
+    return rows, ids, mask
+
+
+def drawn_lengths(width: int, extra_rows: int, seed: int) -> list[int]:
+    """One full row (no padding), one row of length 1, and `extra_rows` of random lengths."""
+    g = generator(seed)
+    return [width, 1, *(int(n) for n in torch.randint(1, width + 1, (extra_rows,), generator=g))]
+
+
+def model_args(config, seed: int) -> dict:
+    return on(dict(**config.args(), weights=lm_weights(config, seed)))
+
+
+def logits_alone(impl, args: dict, row: torch.Tensor) -> torch.Tensor:
+    return impl.run_transformer_lm(**args, in_indices=row[None])[0]
+
+
+def explain(impl, args: dict, failure: Mismatch) -> None:
+    """Name the classic cause, found by probing the implementation: NaN at real tokens, or which side fails."""
+    width = 4
+    rows = [randint(args["vocab_size"], (n,), 5) for n in (width, 2)]
+    causes = []
+    for side in SIDES:
+        ids = torch.full((2, width), PAD_ID, dtype=torch.long)
+        mask = torch.zeros(2, width, dtype=torch.bool)
+        ids[0], mask[0] = rows[0], True
+        place = slice(2, 4) if side == "left" else slice(0, 2)
+        ids[1, place], mask[1, place] = rows[1], True
+        try:
+            out = impl.run_transformer_lm(**args, in_indices=ids, attention_mask=mask)[1][mask[1]]
+        except Exception:  # noqa: BLE001 - a probe: its failure is the original one's business
+            return
+        if torch.isnan(out).any():
+            causes.append(f"NaN at the real tokens of a {side}-padded row: a pad's query row had no key it may see "
+                          "(softmax of all −inf), and the NaN reached the real tokens through the next layer; let "
+                          "every query see at least itself")
+        elif not torch.allclose(out.double(), logits_alone(impl, args, rows[1]).double(), rtol=1e-4, atol=1e-4):
+            causes.append(f"a {side}-padded row differs from itself alone in one full forward: the real tokens "
+                          "attend to the pads (mask the keys that are pads, not just the future)")
+    if causes:
+        failure.args = (f"{failure.args[0]}\nLikely cause: " + "; ".join(causes),)
+
+
+def check_rows(impl, args: dict, failure_context: str, compare) -> None:
+    try:
+        compare()
+    except Mismatch as failure:
+        explain(impl, args, failure)
+        failure.args = (f"{failure.args[0]}\n({failure_context})",)
+        raise
+
+
+def own_cache_is_broken(impl, args: dict, ids: torch.Tensor, chunks: list[int]) -> bool:
+    """Your unpadded cache disagrees with your full forward: the kv_cache item pays for that, not this one."""
+    full_row = ids[:1]
+    try:
+        chunked = impl.run_transformer_lm_incremental(**args, in_indices=full_row, chunk_sizes=chunks)
+        full = impl.run_transformer_lm(**args, in_indices=full_row)
+    except Exception:  # noqa: BLE001 - an unpadded cache that crashes is broken too
+        return True
+    return not torch.allclose(chunked.double(), full.double(), rtol=1e-4, atol=1e-4)
+
+
+# --- the LM on a padded batch ---------------------------------------------------------------------
+
+@given(config=st.sampled_from(LM_CONFIGS), side=st.sampled_from(SIDES), extra=st.sampled_from([0, 1, 2]), seed=seeds)
+def test_padding_real_token_logits_equal_each_row_alone(impl, config, side, extra, seed):
+    """The logits at a row's real tokens equal those of the row alone, unpadded (either side)."""
+    args = model_args(config, seed)
+    rows, ids, mask = padded_batch(config, drawn_lengths(config.context_length // 2 + 1, extra, seed), side, seed)
+
+    def compare():
+        logits = impl.run_transformer_lm(**args, in_indices=ids, attention_mask=mask)
+        for b, row in enumerate(rows):
+            assert_unchanged(logits[b][mask[b]].cpu(), logits_alone(impl, args, row).cpu(),
+                             f"row {b} ({len(row)} real tokens, {side}-padded to {ids.shape[1]}) vs the row alone",
+                             component="lm")
+
+    check_rows(impl, args, f"{side} padding, lengths {[len(r) for r in rows]}", compare)
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_padding_loss_with_pads_ignored_equals_the_token_weighted_loss_of_the_rows_alone(impl, side):
+    """Training on a padded batch, targets at pads set to −100 and ignored: the mean loss over the batch
+    equals the mean over every real target of every row alone (token-weighted, not a mean of row means)."""
+    config = LM_CONFIGS[1]
+    args = model_args(config, 3)
+    rows, ids, mask = padded_batch(config, [9, 2, 5], side, 3)
+    logits = impl.run_transformer_lm(**args, in_indices=ids, attention_mask=mask).double()
+    # Position i predicts token i+1 of the same row: a target is scored if both are real.
+    targets = torch.where(mask[:, 1:] & mask[:, :-1], ids[:, 1:], -100)
+    padded = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), targets.flatten(), ignore_index=-100)
+    alone_nll = [torch.nn.functional.cross_entropy(logits_alone(impl, args, row).double()[:-1], row[1:], reduction="sum")
+                 for row in rows]
+    token_weighted = sum(alone_nll) / sum(len(row) - 1 for row in rows)
+    check_rows(impl, args, f"{side} padding", lambda: assert_unchanged(
+        padded.reshape(1), token_weighted.reshape(1), "padded-batch loss vs the token-weighted loss of the rows alone",
+        component="cross_entropy"))
+
+
+# --- the KV cache on a padded batch ---------------------------------------------------------------
+
+@given(config=st.sampled_from(LM_CONFIGS), side=st.sampled_from(SIDES), split=st.integers(1, 5), seed=seeds)
+def test_padding_cached_chunks_equal_the_full_padded_forward(impl, config, side, split, seed):
+    """A padded batch fed in two chunks (the mask split with it) gives the full padded forward's logits."""
+    args = model_args(config, seed)
+    rows, ids, mask = padded_batch(config, drawn_lengths(config.context_length // 2 + 1, 1, seed), side, seed)
+    chunks = [min(split, ids.shape[1] - 1), ids.shape[1] - min(split, ids.shape[1] - 1)]
+
+    def compare():
+        chunked = impl.run_transformer_lm_incremental(**args, in_indices=ids, chunk_sizes=chunks, attention_mask=mask)
+        full = impl.run_transformer_lm(**args, in_indices=ids, attention_mask=mask)
+        assert_unchanged(chunked[mask].cpu(), full[mask].cpu(), f"padded batch in chunks {chunks} vs the full padded forward",
+                         component="kv_cache")
+
+    try:
+        check_rows(impl, args, f"{side} padding, chunks {chunks}", compare)
+    except Mismatch:
+        if not own_cache_is_broken(impl, args, ids, chunks):
+            raise
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_padding_tokens_after_a_padded_prefill_continue_each_row(impl, side):
+    """After a padded prefill, more tokens (all real, no mask) continue every row exactly as the row alone
+    would continue: their positions follow the row's real tokens, and the cached pads stay hidden."""
+    config = LM_CONFIGS[2]
+    args = model_args(config, 4)
+    rows, ids, mask = padded_batch(config, [8, 1, 5], side, 4)
+    more = randint(config.vocab_size, (3, 4), 40)
+    whole = torch.cat([ids, more], dim=1)
+    whole_mask = torch.cat([mask, torch.ones_like(more, dtype=torch.bool)], dim=1)
+    chunks = [ids.shape[1], more.shape[1]]
+
+    def compare():
+        logits = impl.run_transformer_lm_incremental(**args, in_indices=whole, chunk_sizes=chunks, attention_mask=whole_mask)
+        for b, row in enumerate(rows):
+            alone = logits_alone(impl, args, torch.cat([row, more[b]]))[len(row):]
+            assert_unchanged(logits[b, ids.shape[1]:].cpu(), alone.cpu(),
+                             f"row {b}: the {more.shape[1]} tokens after its {side}-padded prefill vs the row alone",
+                             component="kv_cache")
+
+    try:
+        check_rows(impl, args, f"{side} padding, a prefill of width {ids.shape[1]} with {[len(r) for r in rows]} real "
+                   "tokens, then 4 tokens", compare)
+    except Mismatch:
+        if not own_cache_is_broken(impl, args, whole, chunks):
+            raise
+
+
+# --- generation ---------------------------------------------------------------------------------
+
+def generate(impl, args: dict, prompt, max_new_tokens: int, mask=None, eos=None) -> torch.Tensor:
+    return impl.run_generate(**args, prompt=prompt, max_new_tokens=max_new_tokens, temperature=0.0,
+                             eos_token_id=eos, attention_mask=mask)
+
+
+@pytest.mark.parametrize("side", SIDES)
+@pytest.mark.parametrize("config_index", [0, 2])
+def test_padding_greedy_generation_of_a_padded_batch_gives_each_prompt_its_own_tokens(impl, side, config_index):
+    """Greedy decoding of a padded batch of prompts: row by row, exactly the new tokens of that prompt alone."""
+    config = LM_CONFIGS[config_index]
+    args = model_args(config, 5 + config_index)
+    rows, ids, mask = padded_batch(config, [6, 1, 3], side, 5 + config_index)
+    new = config.context_length - ids.shape[1]
+    out = generate(impl, args, ids, new, mask)
+    assert out.shape == (3, ids.shape[1] + new), f"expected shape {(3, ids.shape[1] + new)}, got {tuple(out.shape)}"
+    assert torch.equal(out[:, : ids.shape[1]].cpu(), ids), "the padded prompt must come back unchanged"
+    for b, row in enumerate(rows):
+        alone = generate(impl, args, row[None], new)[0, len(row):]
+        got = out[b, ids.shape[1]:]
+        if not torch.equal(got.cpu(), alone.cpu()):
+            raise Mismatch(f"row {b} ({len(row)} real tokens, {side}-padded to {ids.shape[1]}) generated {got.tolist()}, "
+                           f"but alone it generates {alone.tolist()}"
+                           + ("; the first new token follows the row's LAST REAL token, not the last column"
+                              if side == "right" and got[0] != alone[0] else ""))
+
+
+def test_padding_rows_stop_at_eos_on_their_own_and_are_filled_with_it(impl):
+    """With eos, a row of a left-padded batch that generates eos is finished (eos from then on) while the
+    others go on exactly as alone; generation stops when every row is finished."""
+    config = LM_CONFIGS[0]
+    args = model_args(config, 8)
+    rows, ids, mask = padded_batch(config, [5, 2, 4], "left", 8)
+    new = 6
+    free = generate(impl, args, rows[0][None], new)[0, len(rows[0]):]
+    eos = int(free[1])  # the second token row 0 generates alone: it stops there
+    out = generate(impl, args, ids, new, mask, eos)
+    for b, row in enumerate(rows):
+        alone = generate(impl, args, row[None], new, eos=eos)[0, len(row):]
+        got = out[b, ids.shape[1]:]
+        n = min(len(alone), len(got))
+        assert torch.equal(got[:n].cpu(), alone[:n].cpu()), (
+            f"row {b} generated {got.tolist()} in the padded batch but {alone.tolist()} alone (eos {eos})")
+        assert (got[n:] == eos).all(), f"row {b} finished with eos {eos} but continued with {got[n:].tolist()}"
+    finished = [(out[b, ids.shape[1]:] == eos).any() for b in range(3)]
+    if all(finished):
+        assert (out[:, -1] == eos).all(), "generation went on after every row had finished"
