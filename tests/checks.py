@@ -275,9 +275,11 @@ def same_values(got: Any, expected: Any, tol: Tolerance | None) -> bool:
 
 
 @contextlib.contextmanager
-def diagnosed(oracle, fn: str, kwargs: dict, got: Any, tol: Tolerance | None = None, measure: Callable | None = None):
+def diagnosed(oracle, fn: str, kwargs: dict, got: Any, tol: Tolerance | None = None, measure: Callable | None = None,
+              component: str | None = None):
     """A failure inside the block, about `got` (what impl.fn(**kwargs) returned, or `measure(impl)`), is
-    explained by the catalogued bug that gives the same (within tol; exactly if None) on the same call.
+    explained by the catalogued bug that gives the same (within tol; exactly if None) on the same call:
+    a bug of `component` first (default: fn's own part), then of the parts it builds on.
 
     For the checks that are not a comparison with the reference (properties, comparisons with torch):
     the diagnosis then works as check_against_reference's does.
@@ -287,8 +289,8 @@ def diagnosed(oracle, fn: str, kwargs: dict, got: Any, tol: Tolerance | None = N
     except AssertionError as error:
         mismatch = error if isinstance(error, Mismatch) else Mismatch(str(error))
         how = measure or (lambda bound: getattr(bound, fn)(**kwargs))
-        raise explained(mismatch, lambda: diagnose_measurement(oracle, fn, how, got, lambda a, b: same_values(a, b, tol))) \
-            from None
+        raise explained(mismatch, lambda: diagnose_measurement(oracle, fn, how, got, lambda a, b: same_values(a, b, tol),
+                                                               own=component)) from None
 
 
 def peak_memory(bound, fn: str, **kwargs) -> tuple[int, Exception | None]:

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 from lmgrade.core.compare import Mismatch
 
-from .checks import assert_unchanged, on
+from .checks import assert_unchanged, diagnosed, on
 from .strategies import LM_CONFIGS, generator, lm_weights, randint, seeds
+from .tolerances import tolerance
 
 # Shown with a failure of this file's tests: what it usually means, and a question to ask yourself.
 HINT = (
@@ -32,6 +33,7 @@ HINT = (
 COMPONENT = "padding"
 SIDES = ("left", "right")
 PAD_ID = 0  # any id: pads are never read
+LM_TOL = tolerance("lm", torch.float32)
 
 
 def padded_batch(config, lengths: list[int], side: str, seed: int) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
@@ -86,9 +88,13 @@ def explain(impl, args: dict, failure: Mismatch) -> None:
         failure.args = (f"{failure.args[0]}\nLikely cause: " + "; ".join(causes),)
 
 
-def check_rows(impl, args: dict, failure_context: str, compare) -> None:
+def check_rows(impl, oracle, args: dict, failure_context: str, produce, judge, tol=None) -> None:
+    """judge(produce(impl)); a failure says where (failure_context), names the likely cause found by
+    probing (explain), and the catalogued padding bug whose produce(bug) gives the same."""
+    got = produce(impl)
     try:
-        compare()
+        with diagnosed(oracle, "run_transformer_lm", {}, got, tol, measure=produce, component=COMPONENT):
+            judge(got)
     except Mismatch as failure:
         explain(impl, args, failure)
         failure.args = (f"{failure.args[0]}\n({failure_context})",)
@@ -109,64 +115,68 @@ def own_cache_is_broken(impl, args: dict, ids: torch.Tensor, chunks: list[int]) 
 # --- the LM on a padded batch ---------------------------------------------------------------------
 
 @given(config=st.sampled_from(LM_CONFIGS), side=st.sampled_from(SIDES), extra=st.sampled_from([0, 1, 2]), seed=seeds)
-def test_padding_real_token_logits_equal_each_row_alone(impl, config, side, extra, seed):
+def test_padding_real_token_logits_equal_each_row_alone(impl, oracle, config, side, extra, seed):
     """The logits at a row's real tokens equal those of the row alone, unpadded (either side)."""
     args = model_args(config, seed)
     rows, ids, mask = padded_batch(config, drawn_lengths(config.context_length // 2 + 1, extra, seed), side, seed)
 
-    def compare():
-        logits = impl.run_transformer_lm(**args, in_indices=ids, attention_mask=mask)
+    def judge(logits):
         for b, row in enumerate(rows):
             assert_unchanged(logits[b][mask[b]].cpu(), logits_alone(impl, args, row).cpu(),
                              f"row {b} ({len(row)} real tokens, {side}-padded to {ids.shape[1]}) vs the row alone",
                              component="lm")
 
-    check_rows(impl, args, f"{side} padding, lengths {[len(r) for r in rows]}", compare)
+    check_rows(impl, oracle, args, f"{side} padding, lengths {[len(r) for r in rows]}",
+               lambda bound: bound.run_transformer_lm(**args, in_indices=ids, attention_mask=mask), judge, LM_TOL)
 
 
 @pytest.mark.parametrize("side", SIDES)
-def test_padding_loss_with_pads_ignored_equals_the_token_weighted_loss_of_the_rows_alone(impl, side):
+def test_padding_loss_with_pads_ignored_equals_the_token_weighted_loss_of_the_rows_alone(impl, oracle, side):
     """Training on a padded batch, targets at pads set to −100 and ignored: the mean loss over the batch
     equals the mean over every real target of every row alone (token-weighted, not a mean of row means)."""
     config = LM_CONFIGS[1]
     args = model_args(config, 3)
     rows, ids, mask = padded_batch(config, [9, 2, 5], side, 3)
-    logits = impl.run_transformer_lm(**args, in_indices=ids, attention_mask=mask).double()
     # Position i predicts token i+1 of the same row: a target is scored if both are real.
     targets = torch.where(mask[:, 1:] & mask[:, :-1], ids[:, 1:], -100)
-    padded = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), targets.flatten(), ignore_index=-100)
-    alone_nll = [torch.nn.functional.cross_entropy(logits_alone(impl, args, row).double()[:-1], row[1:], reduction="sum")
-                 for row in rows]
-    token_weighted = sum(alone_nll) / sum(len(row) - 1 for row in rows)
-    check_rows(impl, args, f"{side} padding", lambda: assert_unchanged(
-        padded.reshape(1), token_weighted.reshape(1), "padded-batch loss vs the token-weighted loss of the rows alone",
-        component="cross_entropy"))
+
+    def judge(logits):
+        logits = logits.double()
+        padded = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), targets.flatten(), ignore_index=-100)
+        alone_nll = [torch.nn.functional.cross_entropy(logits_alone(impl, args, row).double()[:-1], row[1:],
+                                                       reduction="sum") for row in rows]
+        token_weighted = sum(alone_nll) / sum(len(row) - 1 for row in rows)
+        assert_unchanged(padded.reshape(1), token_weighted.reshape(1),
+                         "padded-batch loss vs the token-weighted loss of the rows alone", component="cross_entropy")
+
+    check_rows(impl, oracle, args, f"{side} padding",
+               lambda bound: bound.run_transformer_lm(**args, in_indices=ids, attention_mask=mask), judge, LM_TOL)
 
 
 # --- the KV cache on a padded batch ---------------------------------------------------------------
 
 @given(config=st.sampled_from(LM_CONFIGS), side=st.sampled_from(SIDES), split=st.integers(1, 5), seed=seeds)
-def test_padding_cached_chunks_equal_the_full_padded_forward(impl, config, side, split, seed):
+def test_padding_cached_chunks_equal_the_full_padded_forward(impl, oracle, config, side, split, seed):
     """A padded batch fed in two chunks (the mask split with it) gives the full padded forward's logits."""
     args = model_args(config, seed)
     rows, ids, mask = padded_batch(config, drawn_lengths(config.context_length // 2 + 1, 1, seed), side, seed)
     chunks = [min(split, ids.shape[1] - 1), ids.shape[1] - min(split, ids.shape[1] - 1)]
 
-    def compare():
-        chunked = impl.run_transformer_lm_incremental(**args, in_indices=ids, chunk_sizes=chunks, attention_mask=mask)
+    def judge(chunked):
         full = impl.run_transformer_lm(**args, in_indices=ids, attention_mask=mask)
         assert_unchanged(chunked[mask].cpu(), full[mask].cpu(), f"padded batch in chunks {chunks} vs the full padded forward",
                          component="kv_cache")
 
     try:
-        check_rows(impl, args, f"{side} padding, chunks {chunks}", compare)
+        check_rows(impl, oracle, args, f"{side} padding, chunks {chunks}", lambda bound: bound.run_transformer_lm_incremental(
+            **args, in_indices=ids, chunk_sizes=chunks, attention_mask=mask), judge, LM_TOL)
     except Mismatch:
         if not own_cache_is_broken(impl, args, ids, chunks):
             raise
 
 
 @pytest.mark.parametrize("side", SIDES)
-def test_padding_tokens_after_a_padded_prefill_continue_each_row(impl, side):
+def test_padding_tokens_after_a_padded_prefill_continue_each_row(impl, oracle, side):
     """After a padded prefill, more tokens (all real, no mask) continue every row exactly as the row alone
     would continue: their positions follow the row's real tokens, and the cached pads stay hidden."""
     config = LM_CONFIGS[2]
@@ -177,8 +187,7 @@ def test_padding_tokens_after_a_padded_prefill_continue_each_row(impl, side):
     whole_mask = torch.cat([mask, torch.ones_like(more, dtype=torch.bool)], dim=1)
     chunks = [ids.shape[1], more.shape[1]]
 
-    def compare():
-        logits = impl.run_transformer_lm_incremental(**args, in_indices=whole, chunk_sizes=chunks, attention_mask=whole_mask)
+    def judge(logits):
         for b, row in enumerate(rows):
             alone = logits_alone(impl, args, torch.cat([row, more[b]]))[len(row):]
             assert_unchanged(logits[b, ids.shape[1]:].cpu(), alone.cpu(),
@@ -186,8 +195,9 @@ def test_padding_tokens_after_a_padded_prefill_continue_each_row(impl, side):
                              component="kv_cache")
 
     try:
-        check_rows(impl, args, f"{side} padding, a prefill of width {ids.shape[1]} with {[len(r) for r in rows]} real "
-                   "tokens, then 4 tokens", compare)
+        check_rows(impl, oracle, args, f"{side} padding, a prefill of width {ids.shape[1]} with {[len(r) for r in rows]} "
+                   "real tokens, then 4 tokens", lambda bound: bound.run_transformer_lm_incremental(
+                       **args, in_indices=whole, chunk_sizes=chunks, attention_mask=whole_mask), judge, LM_TOL)
     except Mismatch:
         if not own_cache_is_broken(impl, args, whole, chunks):
             raise
@@ -202,26 +212,30 @@ def generate(impl, args: dict, prompt, max_new_tokens: int, mask=None, eos=None)
 
 @pytest.mark.parametrize("side", SIDES)
 @pytest.mark.parametrize("config_index", [0, 2])
-def test_padding_greedy_generation_of_a_padded_batch_gives_each_prompt_its_own_tokens(impl, side, config_index):
+def test_padding_greedy_generation_of_a_padded_batch_gives_each_prompt_its_own_tokens(impl, oracle, side, config_index):
     """Greedy decoding of a padded batch of prompts: row by row, exactly the new tokens of that prompt alone."""
     config = LM_CONFIGS[config_index]
     args = model_args(config, 5 + config_index)
     rows, ids, mask = padded_batch(config, [6, 1, 3], side, 5 + config_index)
     new = config.context_length - ids.shape[1]
-    out = generate(impl, args, ids, new, mask)
-    assert out.shape == (3, ids.shape[1] + new), f"expected shape {(3, ids.shape[1] + new)}, got {tuple(out.shape)}"
-    assert torch.equal(out[:, : ids.shape[1]].cpu(), ids), "the padded prompt must come back unchanged"
-    for b, row in enumerate(rows):
-        alone = generate(impl, args, row[None], new)[0, len(row):]
-        got = out[b, ids.shape[1]:]
-        if not torch.equal(got.cpu(), alone.cpu()):
-            raise Mismatch(f"row {b} ({len(row)} real tokens, {side}-padded to {ids.shape[1]}) generated {got.tolist()}, "
-                           f"but alone it generates {alone.tolist()}"
-                           + ("; the first new token follows the row's LAST REAL token, not the last column"
-                              if side == "right" and got[0] != alone[0] else ""))
+
+    def judge(out):
+        assert out.shape == (3, ids.shape[1] + new), f"expected shape {(3, ids.shape[1] + new)}, got {tuple(out.shape)}"
+        assert torch.equal(out[:, : ids.shape[1]].cpu(), ids), "the padded prompt must come back unchanged"
+        for b, row in enumerate(rows):
+            alone = generate(impl, args, row[None], new)[0, len(row):]
+            got = out[b, ids.shape[1]:]
+            if not torch.equal(got.cpu(), alone.cpu()):
+                raise Mismatch(f"row {b} ({len(row)} real tokens, {side}-padded to {ids.shape[1]}) generated {got.tolist()}, "
+                               f"but alone it generates {alone.tolist()}"
+                               + ("; the first new token follows the row's LAST REAL token, not the last column"
+                                  if side == "right" and got[0] != alone[0] else ""))
+
+    check_rows(impl, oracle, args, f"greedy generation, {side} padding", lambda bound: generate(bound, args, ids, new, mask),
+               judge)
 
 
-def test_padding_rows_stop_at_eos_on_their_own_and_are_filled_with_it(impl):
+def test_padding_rows_stop_at_eos_on_their_own_and_are_filled_with_it(impl, oracle):
     """With eos, a row of a left-padded batch that generates eos is finished (eos from then on) while the
     others go on exactly as alone; generation stops when every row is finished."""
     config = LM_CONFIGS[0]
@@ -230,14 +244,16 @@ def test_padding_rows_stop_at_eos_on_their_own_and_are_filled_with_it(impl):
     new = 6
     free = generate(impl, args, rows[0][None], new)[0, len(rows[0]):]
     eos = int(free[1])  # the second token row 0 generates alone: it stops there
-    out = generate(impl, args, ids, new, mask, eos)
-    for b, row in enumerate(rows):
-        alone = generate(impl, args, row[None], new, eos=eos)[0, len(row):]
-        got = out[b, ids.shape[1]:]
-        n = min(len(alone), len(got))
-        assert torch.equal(got[:n].cpu(), alone[:n].cpu()), (
-            f"row {b} generated {got.tolist()} in the padded batch but {alone.tolist()} alone (eos {eos})")
-        assert (got[n:] == eos).all(), f"row {b} finished with eos {eos} but continued with {got[n:].tolist()}"
-    finished = [(out[b, ids.shape[1]:] == eos).any() for b in range(3)]
-    if all(finished):
-        assert (out[:, -1] == eos).all(), "generation went on after every row had finished"
+
+    def judge(out):
+        for b, row in enumerate(rows):
+            alone = generate(impl, args, row[None], new, eos=eos)[0, len(row):]
+            got = out[b, ids.shape[1]:]
+            n = min(len(alone), len(got))
+            assert torch.equal(got[:n].cpu(), alone[:n].cpu()), (
+                f"row {b} generated {got.tolist()} in the padded batch but {alone.tolist()} alone (eos {eos})")
+            assert (got[n:] == eos).all(), f"row {b} finished with eos {eos} but continued with {got[n:].tolist()}"
+        if all((out[b, ids.shape[1]:] == eos).any() for b in range(3)):
+            assert (out[:, -1] == eos).all(), "generation went on after every row had finished"
+
+    check_rows(impl, oracle, args, "eos in a left-padded batch", lambda bound: generate(bound, args, ids, new, mask, eos), judge)

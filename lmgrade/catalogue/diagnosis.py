@@ -45,12 +45,13 @@ def _catalogue():
     return BUGS, load_rubric()
 
 
-def candidate_groups(fn: str, dtype: torch.dtype | None = None) -> list[list]:
+def candidate_groups(fn: str, dtype: torch.dtype | None = None, own: str | None = None) -> list[list]:
     """Bugs that may explain a wrong `fn`, most likely first: dtype bugs when the case is not
-    float32, then those of its own component, then those of the components it builds on
-    (transitively)."""
+    float32, then those of its own component (`own`: the item that checks it, when that is not
+    fn's part, e.g. padding checking run_transformer_lm), then those of the components it builds
+    on (transitively)."""
     found = _catalogue()
-    own = COMPONENT_OF.get(fn)
+    own = own or COMPONENT_OF.get(fn)
     if found is None or own is None:
         return []
     bugs, rubric = found
@@ -107,10 +108,10 @@ class _Materialised:
 bound_variant = _Materialised()
 
 
-def catalogued_bugs(fn: str, dtype: torch.dtype | None = None) -> Iterator[list[tuple[str, Any]]]:
+def catalogued_bugs(fn: str, dtype: torch.dtype | None = None, own: str | None = None) -> Iterator[list[tuple[str, Any]]]:
     """[(description, bound adapters of the bug variant)] per candidate group (see candidate_groups),
     each group loaded only when the ones before it explained nothing."""
-    for group in candidate_groups(fn, dtype):
+    for group in candidate_groups(fn, dtype, own):
         loaded = [(bug.description, bound) for bug in group if (bound := bound_variant(bug)) is not None]
         if loaded:
             yield loaded
@@ -140,10 +141,11 @@ def _agrees(got: dict[str, Tensor], expected: dict[str, Tensor] | None, tol: Tol
         return False
 
 
-def _first_matches(oracle, fn: str, agrees: Callable[[Any], bool], dtype: torch.dtype | None = None) -> str | None:
+def _first_matches(oracle, fn: str, agrees: Callable[[Any], bool], dtype: torch.dtype | None = None,
+                   own: str | None = None) -> str | None:
     if not getattr(oracle, "diagnoses", False):  # the snapshot oracle of the handout: no catalogue, no diagnosis
         return None
-    for group in catalogued_bugs(fn, dtype):
+    for group in catalogued_bugs(fn, dtype, own):
         matches = [description for description, bound in group if agrees(bound)]
         if matches:
             return " — or equally — ".join(dict.fromkeys(matches))
@@ -191,7 +193,8 @@ def diagnose_outputs(
         return None
 
 
-def diagnose_measurement(oracle, fn: str, measure: Callable[[Any], Any], got: Any, same: Callable[[Any, Any], bool]) -> str | None:
+def diagnose_measurement(oracle, fn: str, measure: Callable[[Any], Any], got: Any, same: Callable[[Any, Any], bool],
+                         own: str | None = None) -> str | None:
     """The description of the catalogued bug for which measure(bound adapters) is the same as `got`.
 
     For checks that are not an output comparison: a FLOP count, a perplexity, generated tokens.
@@ -206,7 +209,7 @@ def diagnose_measurement(oracle, fn: str, measure: Callable[[Any], Any], got: An
 
     try:
         right = measure(oracle.reference)
-        return _first_matches(oracle, fn, agrees)
+        return _first_matches(oracle, fn, agrees, own=own)
     except Exception:
         return None
 
