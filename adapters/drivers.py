@@ -111,8 +111,8 @@ def step_optimizer(cls: type, parameters: list[Tensor], groups: list[dict] | Non
             optimizer = _optimizer(cls, live, groups, defaults)
             optimizer.load_state_dict(torch.load(buffer, weights_only=True))
         if lrs is not None:
-            for group in optimizer.param_groups:
-                group["lr"] = lrs[step]
+            for param_group in optimizer.param_groups:
+                param_group["lr"] = lrs[step]
         for p, g in zip(live, step_grads, strict=True):
             p.grad = None if g is None else g.detach().clone().to(p.dtype)
         optimizer.step()
@@ -165,7 +165,7 @@ def run_checkpoint_resume(backend, weights: dict[str, Tensor], inputs: Tensor, t
 
     def train(net, optimizer, steps):
         for _ in range(steps):  # the grading side may have turned autograd off: training needs it
-            with torch.enable_grad():
+            with torch.set_grad_enabled(True):
                 optimizer.zero_grad()
                 ((net(inputs) - targets) ** 2).mean().backward()
             optimizer.step()
@@ -230,14 +230,14 @@ def run_train_steps(backend, vocab_size: int, context_length: int, d_model: int,
     schedule = (max_learning_rate, min_learning_rate, warmup_iters, cosine_cycle_iters)
     losses = []
     for it in range(num_steps):
-        with torch.enable_grad():  # the grading side may have turned autograd off: training needs it
+        with torch.set_grad_enabled(True):  # the grading side may have turned autograd off: training needs it
             if loop == "yours":
                 loss = _backend_function(backend, "run_train_step")(model, optimizer, inputs, targets, it, *schedule,
                                                                     max_l2_norm)
             else:
                 lr = _backend_function(backend, "run_get_lr_cosine_schedule")(it, *schedule)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
+                for param_group in optimizer.param_groups:
+                    param_group["lr"] = lr
                 loss = _backend_function(backend, "run_cross_entropy")(model(inputs), targets)
                 optimizer.zero_grad()
                 loss.backward()

@@ -63,7 +63,9 @@ def test_every_alternative_is_checked_on_real_rubric_items(variant):
 
 def test_every_component_with_bugs_is_reachable_by_a_diagnosis():
     """A bug whose component no adapter maps to could never be diagnosed."""
-    components = set(COMPONENT_OF.values()) | {"dtype"}  # dtype bugs: candidates for every adapter's non-float32 cases
+    # dtype bugs: candidates for every adapter's non-float32 cases; padding bugs: for the padding tests, which
+    # diagnose the LM's calls by their own item (tests/test_padding.py, `diagnosed(..., component="padding")`).
+    components = set(COMPONENT_OF.values()) | {"dtype", "padding"}
     assert {b.item.split(".")[0] for b in BUGS} <= components
     assert all(b.item == "dtype" for b in candidate_groups("run_rope", torch.float64)[0])
     groups = candidate_groups("run_transformer_lm")

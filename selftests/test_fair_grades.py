@@ -25,12 +25,19 @@ def float32_grade(warm_pytest):
     return grade(Selection(adapters=str(ADAPTERS)), profile="fast", runner=warm_pytest)
 
 
-def test_a_correct_float32_cs336_submission_gets_full_marks_except_dtype_and_the_training_loop(float32_grade):
-    """It loses `dtype` (float64 inputs) and `training` (CS336 has no adapter for a training loop: the
-    default rubric grades train_step, which a flat CS336 adapters file does not expose); nothing else."""
+def test_a_correct_float32_cs336_submission_gets_full_marks_except_dtype_padding_and_the_training_loop(float32_grade):
+    """It loses `dtype` (float64 inputs), `padding` (its adapters take no attention_mask: not implemented) and
+    `training` (CS336 has no adapter for a training loop: the default rubric grades train_step, which a flat
+    CS336 adapters file does not expose); nothing else."""
     short = {s.item.id: f"{s.score:g}/{s.max_score:g} {s.status}: {s.reason[:300]}"
              for s in float32_grade.scores if s.score < s.max_score}
-    assert set(short) == {"dtype", "training", "training.hidden"}, short
+    assert set(short) == {"dtype", "padding", "padding.hidden", "training", "training.hidden"}, short
+    assert all(float32_grade_status(float32_grade, item) == "not implemented"
+               for item in ("padding", "padding.hidden", "training", "training.hidden")), short
+
+
+def float32_grade_status(result, item_id: str) -> str:
+    return next(s.status for s in result.scores if s.item.id == item_id)
 
 
 def test_the_same_submission_gets_the_full_cs336_rubric(float32_grade):

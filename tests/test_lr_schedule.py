@@ -37,13 +37,13 @@ TOL = tolerance(COMPONENT, torch.float32)
 CONFIGS = [(1.0, 0.1, 7, 21), (1e-3, 1e-4, 10, 100), (3e-4, 0.0, 1, 11), (0.5, 0.05, 4, 8)]
 
 
-def closed_form(it, max_learning_rate, min_learning_rate, warmup_iters, cosine_cycle_iters) -> float:
-    if it < warmup_iters:
-        return it / warmup_iters * max_learning_rate
-    if it <= cosine_cycle_iters:
-        progress = (it - warmup_iters) / (cosine_cycle_iters - warmup_iters)
-        return min_learning_rate + 0.5 * (1 + math.cos(math.pi * progress)) * (max_learning_rate - min_learning_rate)
-    return min_learning_rate
+def closed_form(it, lr_max, lr_min, warmup, cycle) -> float:
+    if it < warmup:
+        return lr_max * it / warmup
+    if it > cycle:
+        return lr_min
+    angle = math.pi * (it - warmup) / (cycle - warmup)
+    return lr_min + (lr_max - lr_min) * (1 + math.cos(angle)) / 2
 
 
 def lr(impl, it, config) -> float:

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 from lmgrade.core.compare import Mismatch
 
-from .checks import assert_unchanged, diagnosed, on
+from .checks import CPU, assert_unchanged, diagnosed, on
 from .strategies import LM_CONFIGS, generator, lm_weights, randint, seeds
+from .test_generate import follow_rules
 from .tolerances import tolerance
 
 # Shown with a failure of this file's tests: what it usually means, and a question to ask yourself.
@@ -36,8 +37,9 @@ PAD_ID = 0  # any id: pads are never read
 LM_TOL = tolerance("lm", torch.float32)
 
 
-def padded_batch(config, lengths: list[int], side: str, seed: int) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
-    """Rows of these lengths, padded to the longest on `side`: (rows, ids (batch, width), mask)."""
+def padded_batch(config, lengths: list[int], side: str, seed: int, device: torch.device = CPU
+                 ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Rows of these lengths, padded to the longest on `side`: (rows, ids (batch, width), mask), on device."""
     width = max(lengths)
     rows = [randint(config.vocab_size, (n,), seed + 7 * i) for i, n in enumerate(lengths)]
     ids = torch.full((len(rows), width), PAD_ID, dtype=torch.long)
@@ -45,7 +47,7 @@ def padded_batch(config, lengths: list[int], side: str, seed: int) -> tuple[list
     for b, row in enumerate(rows):
         place = slice(width - len(row), width) if side == "left" else slice(0, len(row))
         ids[b, place], mask[b, place] = row, True
-    return rows, ids, mask
+    return [row.to(device) for row in rows], ids.to(device), mask.to(device)
 
 
 def drawn_lengths(width: int, extra_rows: int, seed: int) -> list[int]:
@@ -54,8 +56,8 @@ def drawn_lengths(width: int, extra_rows: int, seed: int) -> list[int]:
     return [width, 1, *(int(n) for n in torch.randint(1, width + 1, (extra_rows,), generator=g))]
 
 
-def model_args(config, seed: int) -> dict:
-    return on(dict(**config.args(), weights=lm_weights(config, seed)))
+def model_args(config, seed: int, device: torch.device = CPU) -> dict:
+    return on(dict(**config.args(), weights=lm_weights(config, seed)), device=device)
 
 
 def logits_alone(impl, args: dict, row: torch.Tensor) -> torch.Tensor:
@@ -115,10 +117,10 @@ def own_cache_is_broken(impl, args: dict, ids: torch.Tensor, chunks: list[int]) 
 # --- the LM on a padded batch ---------------------------------------------------------------------
 
 @given(config=st.sampled_from(LM_CONFIGS), side=st.sampled_from(SIDES), extra=st.sampled_from([0, 1, 2]), seed=seeds)
-def test_padding_real_token_logits_equal_each_row_alone(impl, oracle, config, side, extra, seed):
+def test_padding_real_token_logits_equal_each_row_alone(impl, oracle, device, config, side, extra, seed):
     """The logits at a row's real tokens equal those of the row alone, unpadded (either side)."""
-    args = model_args(config, seed)
-    rows, ids, mask = padded_batch(config, drawn_lengths(config.context_length // 2 + 1, extra, seed), side, seed)
+    args = model_args(config, seed, device)
+    rows, ids, mask = padded_batch(config, drawn_lengths(config.context_length // 2 + 1, extra, seed), side, seed, device)
 
     def judge(logits):
         for b, row in enumerate(rows):
@@ -205,23 +207,25 @@ def test_padding_tokens_after_a_padded_prefill_continue_each_row(impl, oracle, s
 
 # --- generation ---------------------------------------------------------------------------------
 
-def generate(impl, args: dict, prompt, max_new_tokens: int, mask=None, eos=None) -> torch.Tensor:
-    return impl.run_generate(**args, prompt=prompt, max_new_tokens=max_new_tokens, temperature=0.0,
-                             eos_token_id=eos, attention_mask=mask)
+def generate(impl, args: dict, prompt, max_new_tokens: int, mask=None, eos=None, temperature: float = 0.0,
+             seed: int = 0) -> torch.Tensor:
+    return impl.run_generate(**args, prompt=prompt, max_new_tokens=max_new_tokens, temperature=temperature,
+                             eos_token_id=eos, seed=seed, attention_mask=mask)
 
 
 @pytest.mark.parametrize("side", SIDES)
 @pytest.mark.parametrize("config_index", [0, 2])
-def test_padding_greedy_generation_of_a_padded_batch_gives_each_prompt_its_own_tokens(impl, oracle, side, config_index):
+def test_padding_greedy_generation_of_a_padded_batch_gives_each_prompt_its_own_tokens(impl, oracle, device, side,
+                                                                                       config_index):
     """Greedy decoding of a padded batch of prompts: row by row, exactly the new tokens of that prompt alone."""
     config = LM_CONFIGS[config_index]
-    args = model_args(config, 5 + config_index)
-    rows, ids, mask = padded_batch(config, [6, 1, 3], side, 5 + config_index)
+    args = model_args(config, 5 + config_index, device)
+    rows, ids, mask = padded_batch(config, [6, 1, 3], side, 5 + config_index, device)
     new = config.context_length - ids.shape[1]
 
     def judge(out):
         assert out.shape == (3, ids.shape[1] + new), f"expected shape {(3, ids.shape[1] + new)}, got {tuple(out.shape)}"
-        assert torch.equal(out[:, : ids.shape[1]].cpu(), ids), "the padded prompt must come back unchanged"
+        assert torch.equal(out[:, : ids.shape[1]].cpu(), ids.cpu()), "the padded prompt must come back unchanged"
         for b, row in enumerate(rows):
             alone = generate(impl, args, row[None], new)[0, len(row):]
             got = out[b, ids.shape[1]:]
@@ -257,3 +261,45 @@ def test_padding_rows_stop_at_eos_on_their_own_and_are_filled_with_it(impl, orac
             assert (out[:, -1] == eos).all(), "generation went on after every row had finished"
 
     check_rows(impl, oracle, args, "eos in a left-padded batch", lambda bound: generate(bound, args, ids, new, mask, eos), judge)
+
+
+def test_padding_sampling_draws_one_multinomial_per_step_from_each_rows_own_distribution(impl, oracle):
+    """Sampling a left-padded batch (temperature 0.8, seed 3): every step is ONE seeded multinomial for the
+    whole batch, and row b's probabilities at step s are those of row b alone after the tokens it has so
+    far (your own LM and next_token_distribution on the unpadded row), so pads change nothing."""
+    config = LM_CONFIGS[2]
+    args = model_args(config, 9)
+    rows, ids, mask = padded_batch(config, [5, 2, 4], "left", 9)
+    new, temperature, seed = 5, 0.8, 3
+    width = ids.shape[1]
+
+    def judge(out):
+        assert out.shape == (3, width + new), f"expected shape {(3, width + new)}, got {tuple(out.shape)}"
+        problem = sampling_problem(out, ids, rows)
+        if problem:
+            raise Mismatch(f"sampling a left-padded batch: {problem}")
+
+    def sampled_rule_broken(prompt) -> str | None:
+        out = generate(impl, args, prompt, new, temperature=temperature, seed=seed)
+        return sampling_problem(out, prompt, [row for row in prompt])
+
+    def sampling_problem(out, prompt, real_rows) -> str | None:
+        step_logits = torch.stack([
+            torch.stack([logits_alone(impl, args, torch.cat([row, out[b, width:width + step].to(row.device)]))[-1]
+                         for step in range(new)]) for b, row in enumerate(real_rows)])  # (batch, steps, vocab)
+        rules = dict(prompt=prompt, eos_token_id=None, temperature=temperature, seed=seed, max_new_tokens=new)
+        return follow_rules(rules, out.cpu(), step_logits.cpu(),
+                            lambda logits: impl.run_next_token_distribution(logits, temperature).cpu(), own=True)
+
+    try:
+        check_rows(impl, oracle, args, "sampling, left padding",
+                   lambda bound: generate(bound, args, ids, new, mask, temperature=temperature, seed=seed), judge)
+    except Mismatch:
+        # Your sampling breaks the rule without any padding too: the generate item pays for that.
+        unpadded = torch.stack([torch.cat([row, row, row, row, row])[:width] for row in rows])
+        try:
+            broken = sampled_rule_broken(unpadded)
+        except Exception:  # noqa: BLE001 - unpadded sampling that crashes is broken too
+            broken = "it crashes"
+        if not broken:
+            raise

@@ -66,6 +66,8 @@ class Server:
         from lmgrade.sandbox.forbidden import ForbiddenCallDetector
         from lmgrade.sandbox.policy import forbidden_for
 
+        from adapters.dispatch import call_adapter
+
         backend = self.load()
         if backend is None:
             return {"ok": False, "kind": "import", "message": self.import_error}, None
@@ -109,7 +111,7 @@ class Server:
         with torch.set_grad_enabled(bool(header["grad"])), detector, counter:
             first = flop_canary()
             try:
-                output = function(*args)
+                output = call_adapter(header["fn"], function, args, backend) if not header.get("driven") else function(*args)
             finally:
                 # The grader's own calls after the submission's: the detector and the counter must still see them.
                 self.canary["detector_canary"] = detector.canary()
