@@ -204,7 +204,7 @@ def property_or_own_parts(check: Callable[[], None], impl, fn: str, composition:
     compositions = (composition,) if callable(composition) else tuple(composition)
     try:
         check()
-    except Mismatch as failure:
+    except AssertionError as failure:  # a Mismatch, or a property's own assert
         tol = property_tolerance(component)
         for kwargs in calls:
             try:

@@ -43,7 +43,10 @@ BUGS = [
     bug("generate_reseeds_every_step", "generate", "a fresh generator seeded with `seed` at every step, so every step reuses the same random numbers",
         ("decoding.py", SAMPLE, "next_token = torch.multinomial(probs, 1, generator=torch.Generator(prompt.device).manual_seed(seed))")),
     bug("generate_refeeds_the_whole_sequence", "generate", "every step re-runs the whole sequence without the cache: right tokens, O(n²) work",
-        ("decoding.py", CACHED_STEP, "logits = model(torch.cat(tokens, dim=1))")),
+        ("decoding.py", CACHED_STEP,
+         "sequence = torch.cat(tokens, dim=1)\n"
+         "            logits = model(sequence, attention_mask=None if attention_mask is None else torch.cat(\n"
+         "                [attention_mask, torch.ones_like(sequence[:, prompt_length:], dtype=torch.bool)], dim=1))")),
     bug("generate_finished_rows_not_filled_with_eos", "generate", "a row that produced eos keeps generating instead of holding eos",
         ("decoding.py", "next_token = torch.where(finished[:, None], eos_token_id, next_token)\n", "")),
     bug("generate_stops_at_the_first_eos", "generate", "generation stops as soon as ANY row has produced eos, not when every row has",

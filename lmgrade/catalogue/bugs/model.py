@@ -181,9 +181,11 @@ BUGS = [
         "the KV cache keeps the layer inputs and re-projects keys and values of the whole prefix at every step (O(prefix) work per token)",
         ("attention.py", CACHE_UPDATE_CALL,
          "        if kv_cache is not None:\n"
-         "            inputs, _ = kv_cache.update(x.unsqueeze(-3), x.unsqueeze(-3))  # (... 1, total, d_model)\n"
+         "            # the inputs, and their positions (padded batches count real tokens only), kept for every step\n"
+         "            kept_positions = token_positions.expand(x.shape[:-1]).unsqueeze(-1).expand(x.shape).to(x.dtype)\n"
+         "            inputs, positions = kv_cache.update(x.unsqueeze(-3), kept_positions.unsqueeze(-3))  # (... 1, total, d)\n"
          "            prefix = inputs[..., 0, :, :]\n"
          "            k, v = split_heads(self.k_proj(prefix)), split_heads(self.v_proj(prefix))\n"
          "            if self.rope is not None:\n"
-         "                k = self.rope(k, torch.arange(k.shape[-2], device=x.device).unsqueeze(-2))\n")),
+         "                k = self.rope(k, positions[..., 0, :, 0].long().unsqueeze(-2))\n")),
 ]
