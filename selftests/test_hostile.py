@@ -24,7 +24,7 @@ from lmgrade.sandbox import processes, tiers
 from lmgrade.grading.grade import Selection, grade
 from lmgrade.sandbox.isolation import ChildBackend, isolation_mode
 from lmgrade.sandbox.replies import SubmissionError
-from lmgrade.core.outcomes import ForbiddenCall, SubmissionCrashed
+from lmgrade.core.outcomes import ForbiddenCall, SubmissionBroken, SubmissionCrashed
 from lmgrade.sandbox.static_scan import scan_path
 
 HOSTILE = Path(__file__).parent / "hostile"
@@ -369,6 +369,20 @@ def test_the_static_scan_sees_every_private_alias_and_bytecode(tmp_path):
     assert [f.file for f in result.findings] == ["layers.pyc"]
     assert result.violations("run_softmax", frozenset({"softmax"}))
     assert not result.violations("run_softmax", frozenset())  # [allow]: an item that allows softmax
+
+
+def test_a_submission_that_cannot_be_imported_hears_that_before_any_scan_finding(tmp_path):
+    """Its package is not beside its adapters file, so the scan sees none of its own functions and takes
+    `pkg.softmax` for torch's: the student is told the import failed, not that they called a forbidden function."""
+    path = tmp_path / "adapters.py"
+    path.write_text("import package_not_beside_me as pkg\n\ndef run_softmax(x, dim):\n    return pkg.softmax(x, dim)\n")
+    backend = ChildBackend(impl=None, adapters=str(path))
+    backend.current_item = "softmax"
+    try:
+        with pytest.raises(SubmissionBroken, match="could not import"):
+            backend.call("run_softmax", torch.randn(2, 3), -1)
+    finally:
+        backend.shutdown()
 
 
 TRAINING_WRAPPERS = {

@@ -134,6 +134,14 @@ class Server:
         reply["output"] = skeleton
         return reply, out_tensors
 
+    def status(self, header, tensors):
+        """Whether the submission imports: asked before a static-scan finding is reported, since a
+        submission that cannot be imported has its import error to fix first."""
+        self.load()
+        if self.import_error is not None:
+            return {"ok": False, "kind": "import", "message": self.import_error}, None
+        return {"ok": True}, None
+
     def backward(self, header, tensors):
         import torch
 

@@ -237,6 +237,10 @@ class ChildBackend:
             self._scan_verdicts[key] = self.scan.violations(name, forbidden_for(self.current_item))
         found = self._scan_verdicts[key]
         if found:
+            # One that cannot be imported (its package not beside its adapters: unseen by the scan) hears that first.
+            reply, _ = self._exchange({"op": "status"}, None)
+            if not reply.get("ok"):
+                replies.raise_for(reply, self.current_item)
             where = f" (forbidden in item {self.current_item})" if self.current_item else ""
             raise ForbiddenCall(f"forbidden torch function or unsafe code{where}, found by the grader's scan of your files: "
                                 + "; ".join(found[:5]))
