@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -298,16 +297,9 @@ def peak_memory(bound, fn: str, **kwargs) -> tuple[int, Exception | None]:
     (bytes, the kernel's VmHWM read from outside that process when isolated), and its error if any."""
     if hasattr(bound, "peak_memory"):
         return bound.peak_memory(fn, **kwargs)
-    from lmgrade.sandbox.processes import peak_rss, reset_peak_rss
+    from lmgrade.sandbox.processes import peak_growth_here
 
-    pid = [os.getpid()]
-    reset_peak_rss(pid)
-    before = peak_rss(pid)
-    try:
-        getattr(bound, fn)(**kwargs)
-    except Exception as error:  # noqa: BLE001 - the caller decides what the error means
-        return peak_rss(pid) - before, error
-    return peak_rss(pid) - before, None
+    return peak_growth_here(lambda: getattr(bound, fn)(**kwargs))
 
 
 def own_lm_crashes_like(impl, crash: Exception) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 from torch.utils.flop_counter import FlopCounterMode
@@ -10,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from lmgrade.core.outcomes import ForbiddenCall, NotImplementedInSubmission
 from lmgrade.sandbox.forbidden import ForbiddenCallDetector
 from lmgrade.sandbox.policy import forbidden_for
-from lmgrade.sandbox.processes import peak_rss, reset_peak_rss
+from lmgrade.sandbox.processes import peak_growth_here
 
 
 class GradedCalls:
@@ -46,14 +45,7 @@ class GradedCalls:
         """How far one adapter call raised the peak resident memory of the process the submission
         runs in (bytes, read from /proc by this process), and its error if any."""
         if not self._isolated:
-            pid = [os.getpid()]
-            reset_peak_rss(pid)
-            before = peak_rss(pid)
-            try:
-                getattr(self, name)(**kwargs)
-                return peak_rss(pid) - before, None
-            except Exception as error:  # noqa: BLE001 - the caller decides what the error means
-                return peak_rss(pid) - before, error
+            return peak_growth_here(lambda: getattr(self, name)(**kwargs))
         backend = self._bound.backend
         backend.measure_peak, backend.last_peak_growth = True, 0
         try:

@@ -79,6 +79,18 @@ def peak_rss(pids: list[int]) -> int:
     return total
 
 
+def peak_growth_here(call) -> tuple[int, Exception | None]:
+    """How far call() raises this process's peak resident memory (bytes), and its error if any."""
+    pid = [os.getpid()]
+    reset_peak_rss(pid)
+    before = peak_rss(pid)
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001 - the caller decides what the error means
+        return peak_rss(pid) - before, error
+    return peak_rss(pid) - before, None
+
+
 def kill_uid(uid: int) -> None:
     """SIGKILL every process of uid (root only): a helper becomes uid and signals -1."""
     if os.geteuid() != 0:
