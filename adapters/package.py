@@ -145,6 +145,60 @@ class PackageAdapters:
         model.load_state_dict(weights)
         return self.pkg.perplexity(model, token_ids, stride)
 
+    # --- The GPT-2 variant: the same interface as TransformerLM, so generate and perplexity run it unchanged ---
+
+    def run_layernorm(self, d_model, eps, weight, bias, in_features):
+        norm = self.pkg.LayerNorm(d_model, eps=eps, device=weight.device, dtype=weight.dtype)
+        return _call(norm, {"weight": weight, "bias": bias}, in_features)
+
+    def run_gelu(self, in_features):
+        return self.pkg.gelu(in_features)
+
+    def _gpt2(self, vocab_size, context_length, d_model, num_layers, num_heads, d_ff, weights):
+        config = self.pkg.GPT2Config(vocab_size=vocab_size, context_length=context_length, d_model=d_model,
+                                     num_layers=num_layers, num_heads=num_heads, d_ff=d_ff)
+        some_weight = next(iter(weights.values()))
+        return self.pkg.GPT2LM(config, device=some_weight.device, dtype=some_weight.dtype)
+
+    def _loaded_gpt2(self, *model_args):
+        """A GPT2LM holding the weights (for generate and perplexity, which call the model themselves).
+        A state dict names the tied head twice; the same tensor goes under both names."""
+        *model_args, weights = model_args
+        model = self._gpt2(*model_args, weights)
+        model.load_state_dict({**weights, "lm_head.weight": weights["transformer.wte.weight"]})
+        return model
+
+    def run_gpt2_lm(self, *args):
+        model_args, (weights, in_indices, attention_mask) = args[:6], (list(args[6:]) + [None])[:3]
+        model = self._gpt2(*model_args, weights)
+        padded = {} if attention_mask is None else {"attention_mask": attention_mask}
+        return _call(model, weights, in_indices, **padded)
+
+    def run_gpt2_lm_incremental(self, *args):
+        model_args, (weights, in_indices, chunk_sizes, attention_mask) = args[:6], (list(args[6:]) + [None])[:4]
+        model = self._gpt2(*model_args, weights)
+        kv_cache = model.make_kv_cache()
+        logits, start = [], 0
+        for size in chunk_sizes:
+            chunk = in_indices[:, start : start + size]
+            padded = {} if attention_mask is None else {"attention_mask": attention_mask[:, start : start + size]}
+            logits.append(_call(model, weights, chunk, kv_cache=kv_cache, **padded))
+            start += size
+        return torch.cat(logits, dim=1)
+
+    def run_gpt2_generate(self, *args):
+        model = self._loaded_gpt2(*args[:7])
+        prompt, max_new_tokens, temperature, top_k, top_p, eos_token_id, seed, attention_mask = \
+            (list(args[7:]) + [None] * 8)[:8]
+        padded = {} if attention_mask is None else {"attention_mask": attention_mask}
+        return self.pkg.generate(model, prompt, max_new_tokens, temperature=0.0 if temperature is None else temperature,
+                                 top_k=top_k, top_p=top_p, eos_token_id=eos_token_id, seed=0 if seed is None else seed,
+                                 **padded)
+
+    def run_gpt2_perplexity(self, *args):
+        *model_args, token_ids, stride = args
+        return self.pkg.perplexity(self._loaded_gpt2(*model_args), token_ids, stride)
+
     # --- Training: CS336's adapters (live objects; the tests reach them through adapters/drivers.py) ---
 
     def run_get_batch(self, dataset, batch_size, context_length, device):

@@ -400,4 +400,121 @@ def run_train_steps(
     )
 
 
+# --- The GPT-2 variant (SPEC §6). `<gpt2>` = vocab_size, context_length, d_model, num_layers,
+# num_heads, d_ff, weights: the Llama-style model's parameters without rope_theta. `weights` are
+# transformers' GPT2LMHeadModel parameters by name (named_parameters: the tied lm_head.weight is
+# transformer.wte.weight; a state dict's lm_head.weight, the same values, is accepted and dropped).
+
+
+def _tied(weights: dict[str, Tensor]) -> dict[str, Tensor]:
+    head = weights.get("lm_head.weight")
+    if head is None:
+        return weights
+    embedding = weights.get("transformer.wte.weight")
+    if embedding is None or head.shape != embedding.shape or not bool((head == embedding).all()):
+        raise ValueError("GPT-2's lm_head.weight is tied to transformer.wte.weight: pass the same tensor, or leave it out")
+    return {name: value for name, value in weights.items() if name != "lm_head.weight"}
+
+
+@checked
+def run_layernorm(
+    d_model: int,
+    eps: float,
+    weight: Float[Tensor, "d_model"],
+    bias: Float[Tensor, "d_model"],
+    in_features: Float[Tensor, "... d_model"],
+) -> Float[Tensor, "... d_model"]:
+    """(x − mean(x)) / sqrt(var(x) + eps) · weight + bias over the last dim (biased variance), in at
+    least float32, cast back to the input dtype."""
+    return dispatch("run_layernorm", d_model, eps, weight, bias, in_features)
+
+
+@checked
+def run_gelu(in_features: Float[Tensor, "..."]) -> Float[Tensor, "..."]:
+    """GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))."""
+    return dispatch("run_gelu", in_features)
+
+
+@checked
+def run_gpt2_lm(
+    vocab_size: int,
+    context_length: int,
+    d_model: int,
+    num_layers: int,
+    num_heads: int,
+    d_ff: int,
+    weights: dict[str, Tensor],
+    in_indices: Int[Tensor, "batch sequence_length"],
+    attention_mask: Bool[Tensor, "batch sequence_length"] | None = None,
+) -> Float[Tensor, "batch sequence_length vocab_size"]:
+    """GPT-2's logits at every position: wte + wpe(0 … seq−1) → blocks → ln_f → tied head.
+    attention_mask as for run_transformer_lm."""
+    return dispatch("run_gpt2_lm", vocab_size, context_length, d_model, num_layers, num_heads, d_ff,
+                    _tied(weights), in_indices, attention_mask)
+
+
+@checked
+def run_gpt2_lm_incremental(
+    vocab_size: int,
+    context_length: int,
+    d_model: int,
+    num_layers: int,
+    num_heads: int,
+    d_ff: int,
+    weights: dict[str, Tensor],
+    in_indices: Int[Tensor, "batch sequence_length"],
+    chunk_sizes: Sequence[int],
+    attention_mask: Bool[Tensor, "batch sequence_length"] | None = None,
+) -> Float[Tensor, "batch sequence_length vocab_size"]:
+    """Feed `in_indices` through ONE GPT-2 model in consecutive chunks using its KV cache (positions
+    continue from the cache length); all logits, concatenated."""
+    if sum(chunk_sizes) != in_indices.shape[-1] or any(size < 1 for size in chunk_sizes):
+        raise ValueError(
+            f"chunk_sizes must be positive and add up to the sequence length {in_indices.shape[-1]}, got {list(chunk_sizes)}"
+        )
+    return dispatch("run_gpt2_lm_incremental", vocab_size, context_length, d_model, num_layers, num_heads, d_ff,
+                    _tied(weights), in_indices, list(chunk_sizes), attention_mask)
+
+
+@checked
+def run_gpt2_generate(
+    vocab_size: int,
+    context_length: int,
+    d_model: int,
+    num_layers: int,
+    num_heads: int,
+    d_ff: int,
+    weights: dict[str, Tensor],
+    prompt: Int[Tensor, "batch prompt_length"],
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    eos_token_id: int | None = None,
+    seed: int = 0,
+    attention_mask: Bool[Tensor, "batch prompt_length"] | None = None,
+) -> Int[Tensor, "batch total_length"]:
+    """Your generate, run on your GPT-2 model: prompt plus generated tokens, with the KV cache."""
+    return dispatch("run_gpt2_generate", vocab_size, context_length, d_model, num_layers, num_heads, d_ff,
+                    _tied(weights), prompt, max_new_tokens, temperature, top_k, top_p, eos_token_id, seed,
+                    attention_mask)
+
+
+@checked
+def run_gpt2_perplexity(
+    vocab_size: int,
+    context_length: int,
+    d_model: int,
+    num_layers: int,
+    num_heads: int,
+    d_ff: int,
+    weights: dict[str, Tensor],
+    token_ids: Int[Tensor, "n"],
+    stride: int,
+) -> float:
+    """Your sliding-window perplexity, run on your GPT-2 model (SPEC §2)."""
+    return dispatch("run_gpt2_perplexity", vocab_size, context_length, d_model, num_layers, num_heads, d_ff,
+                    _tied(weights), token_ids, stride)
+
+
 ADAPTER_NAMES = [name for name in dir() if name.startswith("run_")]

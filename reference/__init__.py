@@ -12,6 +12,7 @@ from .attention import (
     scaled_dot_product_attention,
 )
 from .decoding import generate, next_token_distribution, perplexity
+from .gpt2 import Conv1D, GPT2Attention, GPT2Config, GPT2LM, LayerNorm, gelu
 from .layers import Embedding, Linear, RMSNorm, SwiGLU, silu, softmax
 from .loss import cross_entropy
 from .model import TransformerBlock, TransformerConfig, TransformerLM
@@ -52,4 +53,10 @@ __all__ = [
     "load_checkpoint",
     "TrainingConfig",
     "train_step",
+    "LayerNorm",
+    "gelu",
+    "Conv1D",
+    "GPT2Attention",
+    "GPT2Config",
+    "GPT2LM",
 ]

@@ -11,6 +11,7 @@ Suggested order (each step uses the ones before it):
     decoding.py   next_token_distribution, generate, perplexity
     training.py   get_batch, gradient_clipping, AdamW, get_lr_cosine_schedule,
                   save_checkpoint, load_checkpoint, train_step   (TrainingConfig is given)
+    gpt2.py       the GPT-2 variant: LayerNorm, gelu, Conv1D, GPT2Attention, GPT2LM (GPT2Config is given)
 
 Run `pytest` to grade: unfinished parts are reported as "not implemented" and score 0;
 the rest is compared against the reference. Keep the names, constructor arguments and
@@ -27,6 +28,7 @@ from .attention import (
     scaled_dot_product_attention,
 )
 from .decoding import generate, next_token_distribution, perplexity
+from .gpt2 import Conv1D, GPT2Attention, GPT2Config, GPT2LM, LayerNorm, gelu
 from .layers import Embedding, Linear, RMSNorm, SwiGLU, silu, softmax
 from .loss import cross_entropy
 from .model import TransformerBlock, TransformerConfig, TransformerLM
@@ -69,4 +71,10 @@ __all__ = [
     "load_checkpoint",
     "TrainingConfig",
     "train_step",
+    "LayerNorm",
+    "gelu",
+    "Conv1D",
+    "GPT2Attention",
+    "GPT2Config",
+    "GPT2LM",
 ]

@@ -302,15 +302,16 @@ def peak_memory(bound, fn: str, **kwargs) -> tuple[int, Exception | None]:
     return peak_growth_here(lambda: getattr(bound, fn)(**kwargs))
 
 
-def own_lm_crashes_like(impl, crash: Exception) -> bool:
-    """Does the submission's own LM, on a small standard case, raise the same kind of error, or give
-    NaN/Inf logits (from which no generation or perplexity can be right)?"""
-    from .strategies import LM_CONFIGS, lm_weights, randint
+def own_lm_crashes_like(impl, crash: Exception, model: str = "llama") -> bool:
+    """Does the submission's own LM (`model`: "llama" or "gpt2"), on a small standard case, raise the same
+    kind of error, or give NaN/Inf logits (from which no generation or perplexity can be right)?"""
+    from .strategies import GPT2_CONFIGS, LM_CONFIGS, gpt2_weights, lm_weights, randint
 
-    config = LM_CONFIGS[0]
-    args = on(dict(**config.args(), weights=lm_weights(config, 0), in_indices=randint(config.vocab_size, (2, 5), 1)))
+    config, weights, fn = ((LM_CONFIGS[0], lm_weights, "run_transformer_lm") if model == "llama"
+                           else (GPT2_CONFIGS[0], gpt2_weights, "run_gpt2_lm"))
+    args = on(dict(**config.args(), weights=weights(config, 0), in_indices=randint(config.vocab_size, (2, 5), 1)))
     try:
-        logits = impl.run_transformer_lm(**args)
+        logits = getattr(impl, fn)(**args)
     except type(crash):
         return True
     except NO_RESULT:
@@ -318,22 +319,22 @@ def own_lm_crashes_like(impl, crash: Exception) -> bool:
     return not bool(torch.isfinite(logits).all())
 
 
-def excuse_crashes_of_the_own_lm(namespace: dict) -> None:
+def excuse_crashes_of_the_own_lm(namespace: dict, model: str = "llama") -> None:
     """Wrap every test_* function of a module built on the LM (generation, perplexity): a crash is not
     charged there when the submission's own LM crashes the same way (the LM's items pay for it)."""
     for name, test in list(namespace.items()):
         if name.startswith("test_") and callable(test):
-            namespace[name] = _excused(test)
+            namespace[name] = _excused(test, model)
 
 
-def _excused(test):
+def _excused(test, model: str):
     @functools.wraps(test)
     def wrapper(*args, **kwargs):
         try:
             return test(*args, **kwargs)
         except Exception as crash:
             impl = kwargs.get("impl")
-            if impl is not None and own_lm_crashes_like(impl, crash):
+            if impl is not None and own_lm_crashes_like(impl, crash, model):
                 return None
             raise
 

@@ -153,6 +153,59 @@ def scaled_dot_product_attention(impl, Q, K, V, mask=None) -> Tensor:
     return impl.run_softmax(scores, -1) @ V
 
 
+# --- The GPT-2 variant -----------------------------------------------------------------------------
+
+GPT2_EPS = 1e-5  # GPT-2's LayerNorm eps
+
+
+def gpt2_lm_from_parts(impl, vocab_size, context_length, d_model, num_layers, num_heads, d_ff, weights, in_indices,
+                       chunk_sizes=None) -> Tensor:
+    """GPT-2 the reference's way (wte + wpe, Conv1D layouts, biases, tied head) with the submission's own
+    LayerNorm, GELU and scaled dot-product attention. With chunk_sizes, as a KV cache computes it: each
+    chunk's queries see the keys and values of every earlier chunk (bottom-right causal mask)."""
+    w, seq = weights, in_indices.shape[-1]
+    chunk_sizes = chunk_sizes or [seq]
+    x = w["transformer.wte.weight"][in_indices] + w["transformer.wpe.weight"][:seq]  # learned positions 0 … seq−1
+    for i in range(num_layers):
+        p = f"transformer.h.{i}."
+        h = impl.run_layernorm(d_model, GPT2_EPS, w[p + "ln_1.weight"], w[p + "ln_1.bias"], x)
+        q, k, v = (_split_heads(t, num_heads) for t in (h @ w[p + "attn.c_attn.weight"] + w[p + "attn.c_attn.bias"]).chunk(3, -1))
+        outs, start = [], 0
+        for size in chunk_sizes:
+            end = start + size
+            causal = torch.ones(size, end, dtype=torch.bool, device=x.device).tril(diagonal=start)  # key j ≤ query start+i
+            outs.append(impl.run_scaled_dot_product_attention(q[..., start:end, :], k[..., :end, :], v[..., :end, :],
+                                                              causal.expand(*q.shape[:-2], size, end)))
+            start = end
+        attended = torch.cat(outs, dim=-2).transpose(-3, -2).flatten(-2)
+        x = x + attended @ w[p + "attn.c_proj.weight"] + w[p + "attn.c_proj.bias"]
+        h = impl.run_layernorm(d_model, GPT2_EPS, w[p + "ln_2.weight"], w[p + "ln_2.bias"], x)
+        x = x + impl.run_gelu(h @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"]) @ w[p + "mlp.c_proj.weight"] \
+            + w[p + "mlp.c_proj.bias"]
+    x = impl.run_layernorm(d_model, GPT2_EPS, w["transformer.ln_f.weight"], w["transformer.ln_f.bias"], x)
+    return x @ w["transformer.wte.weight"].T  # the tied head
+
+
+def gpt2_lm_incremental(impl, chunk_sizes, **lm_args) -> Tensor:
+    """What a GPT-2 KV cache must reproduce: the submission's own full forward."""
+    return impl.run_gpt2_lm(**lm_args)
+
+
+def gpt2_lm_incremental_by_prefixes(impl, chunk_sizes, **lm_args) -> Tensor:
+    """Each chunk's logits from the submission's own full forward over everything up to the chunk's end."""
+    logits, end = [], 0
+    tokens = lm_args.pop("in_indices")
+    for size in chunk_sizes:
+        start, end = end, end + size
+        logits.append(impl.run_gpt2_lm(**lm_args, in_indices=tokens[:, :end])[:, start:end])
+    return torch.cat(logits, dim=1)
+
+
+# GPT-2's cache passes if it equals the reference, the submission's own full forward, its own forward
+# over each chunk's prefix, or the reference's cache logic over its own LayerNorm, GELU and attention.
+GPT2_KV_CACHE = (gpt2_lm_incremental, gpt2_lm_incremental_by_prefixes, gpt2_lm_from_parts)
+
+
 # A KV cache passes if it equals the reference, the submission's own full forward, its own forward
 # over each chunk's prefix, or the reference's cache logic over the submission's own parts; and it is
 # not graded on values when the submission's own LM is not causal.
@@ -167,4 +220,6 @@ COMPOSITIONS = {
     "run_transformer_block": transformer_block,
     "run_transformer_lm": transformer_lm,
     "run_transformer_lm_incremental": transformer_lm_incremental,
+    "run_gpt2_lm": gpt2_lm_from_parts,
+    "run_gpt2_lm_incremental": gpt2_lm_incremental,
 }

@@ -128,3 +128,56 @@ def _materialise(shapes: dict[str, tuple], seed: int, prefix: str = "") -> dict[
         else:
             weights[prefix + name] = randn(shape, seed + offset, scale)
     return weights
+
+
+# --- the GPT-2 variant --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GPT2Config:
+    vocab_size: int
+    context_length: int
+    d_model: int
+    num_layers: int
+    num_heads: int
+    d_ff: int
+
+    def args(self) -> dict:
+        return dict(vars(self))
+
+
+# d_ff = 4 · d_model as in GPT-2; heads of 2 and 4; contexts of 12 and 16 (the wpe table's rows).
+GPT2_CONFIGS = [
+    GPT2Config(vocab_size=37, context_length=16, d_model=16, num_layers=1, num_heads=2, d_ff=64),
+    GPT2Config(vocab_size=29, context_length=12, d_model=24, num_layers=2, num_heads=4, d_ff=96),
+]
+
+
+@st.composite
+def gpt2_cases(draw, min_seq: int = 1, batches=batch_sizes):
+    """(config, batch, seq, seed) with seq from {min_seq, a middle length, context_length}."""
+    config = draw(st.sampled_from(GPT2_CONFIGS))
+    seq = draw(st.sampled_from(sorted({min_seq, max(min_seq, config.context_length // 2 + 1), config.context_length})))
+    return config, draw(batches), seq, draw(seeds)
+
+
+def gpt2_weights(config: GPT2Config, seed: int) -> dict[str, Tensor]:
+    """Float64 weights under transformers' GPT2LMHeadModel names (the tied lm_head.weight is
+    transformer.wte.weight, listed once); biases and LayerNorm shifts drawn non-zero so that dropping
+    one shows."""
+    d, f = config.d_model, config.d_ff
+    shapes = {"transformer.wte.weight": ((config.vocab_size, d), 0.5),
+              "transformer.wpe.weight": ((config.context_length, d), 0.5)}
+    for i in range(config.num_layers):
+        p = f"transformer.h.{i}."
+        shapes.update({
+            p + "ln_1.weight": ((d,), None), p + "ln_1.bias": ((d,), 0.2),
+            p + "attn.c_attn.weight": ((d, 3 * d), d**-0.5), p + "attn.c_attn.bias": ((3 * d,), 0.2),
+            p + "attn.c_proj.weight": ((d, d), d**-0.5), p + "attn.c_proj.bias": ((d,), 0.2),
+            p + "ln_2.weight": ((d,), None), p + "ln_2.bias": ((d,), 0.2),
+            p + "mlp.c_fc.weight": ((d, f), d**-0.5), p + "mlp.c_fc.bias": ((f,), 0.2),
+            p + "mlp.c_proj.weight": ((f, d), f**-0.5), p + "mlp.c_proj.bias": ((d,), 0.2),
+        })
+    shapes["transformer.ln_f.weight"] = ((d,), None)
+    shapes["transformer.ln_f.bias"] = ((d,), 0.2)
+    return _materialise(shapes, seed)

@@ -124,7 +124,8 @@ def reference_tokens(oracle, args: dict, device: torch.device) -> torch.Tensor:
 # --- the reference decoding rules on the submission's own logits ------------------------------
 
 
-def own_logits_verdict(impl, args: dict, got: torch.Tensor) -> str | None:
+def own_logits_verdict(impl, args: dict, got: torch.Tensor, lm_keys=LM_KEYS, full_lm: str = "run_transformer_lm",
+                       cached_lm: str = "run_transformer_lm_incremental") -> str | None:
     """None if `got` is what the reference rules pick, step by step, from impl's own parts; else why not.
 
     args: the impl's arguments (float32, on the device). The logits of each step come from
@@ -137,15 +138,15 @@ def own_logits_verdict(impl, args: dict, got: torch.Tensor) -> str | None:
     if got.dim() != 2 or got.shape[0] != prompt.shape[0] or got.shape[1] <= prompt.shape[1]:
         return f"expected (batch, prompt_length + up to {args['max_new_tokens']}) tokens, got shape {tuple(got.shape)}"
     got = got.to(prompt.device)
-    lm = {k: args[k] for k in LM_KEYS}
+    lm = {k: args[k] for k in lm_keys}
     P, new = prompt.shape[1], got.shape[1] - prompt.shape[1]
 
     def cached() -> torch.Tensor:
-        logits = impl.run_transformer_lm_incremental(**lm, in_indices=got[:, : P + new - 1], chunk_sizes=[P] + [1] * (new - 1))
+        logits = getattr(impl, cached_lm)(**lm, in_indices=got[:, : P + new - 1], chunk_sizes=[P] + [1] * (new - 1))
         return logits[:, P - 1 :]
 
     def full() -> torch.Tensor:
-        return torch.stack([impl.run_transformer_lm(**lm, in_indices=got[:, : P + step])[:, -1] for step in range(new)], dim=1)
+        return torch.stack([getattr(impl, full_lm)(**lm, in_indices=got[:, : P + step])[:, -1] for step in range(new)], dim=1)
 
     def reference_rules(logits: torch.Tensor) -> torch.Tensor:
         return expected_distribution(logits.double().cpu(), args["temperature"], args["top_k"], args["top_p"]).to(logits.device)

@@ -62,6 +62,13 @@ _FLOAT32_ROWS: dict[str, tuple[float, float, str]] = {
     "adamw": (1e-5, 2e-5, "≤ 10 steps of elementwise updates (a few u each, relative to lr); CS336's form of the same "
                           "update (decay after the step, ε not rescaled) differs from torch's by lr²·λ ≤ 9e-7 per step "
                           "at the drawn lr ≤ 3e-3, λ ≤ 0.1, and by ε/√v̂ ≤ 1e-5 relative for gradients ≥ 1e-3"),
+    "layernorm": (1e-5, 1e-5, "a mean, n ≤ 24 squared deviations, a rsqrt, a scale and a shift: ≤ (2·24 + 5)·u; "
+                              "inputs shifted by 5 cancel in x − mean, which costs ~5·u of |x| more"),
+    "gelu": (1e-5, 1e-6, "elementwise cube, tanh and products: a few u per element (the exact erf form is off by up "
+                         "to 5e-4: far outside)"),
+    "gpt2_lm": (1e-4, 5e-5, "the LM's row: 2 blocks of LayerNorm, attention and a 4·d_model MLP, the tied head, and "
+                            "gradients summed over ≤ 48 positions (wte gets the embedding's and the head's)"),
+    "gpt2_kv_cache": (1e-4, 5e-5, "the GPT-2 LM's row: chunked and full forwards differ only in summation order"),
     "lr_schedule": (1e-9, 1e-12, "Python floats (float64): a cos and a few products"),
     "training": (1e-5, 1e-5, "ten float32 steps of a 2-layer LM from the same weights: the reference in float32 vs "
                              "float64 differs by ≤ 3e-7 (absolute, losses ≈ 2–3.5, 4 seeds); ×30 for other "

@@ -63,6 +63,13 @@ PARTS: dict[str, Part] = {
     "run_get_lr_cosine_schedule": Part("lr_schedule", "lr_schedule", cs336=True),
     "run_checkpoint_resume": Part("checkpoint", None, cs336=True),
     "run_train_steps": Part("training", "training", cs336=False),
+    # The GPT-2 variant (SPEC §6).
+    "run_layernorm": Part("layernorm", "layernorm", cs336=False),
+    "run_gelu": Part("gelu", "gelu", cs336=False),
+    "run_gpt2_lm": Part("gpt2_lm", "gpt2_lm", cs336=False),
+    "run_gpt2_lm_incremental": Part("gpt2_kv_cache", "gpt2_kv_cache", cs336=False),
+    "run_gpt2_generate": Part("gpt2_decoding", None, cs336=False),
+    "run_gpt2_perplexity": Part("gpt2_decoding", "perplexity", cs336=False),
 }
 
 # The rubric component whose bugs can explain a wrong output of each adapter.
