@@ -7,6 +7,7 @@
     lmgrade bundle OUT.zip         a Gradescope autograder bundle
     lmgrade selfcheck              the grader grades itself
     lmgrade train [--impl reference|student] [--steps N] [--out DIR]   train a tiny LM, plot, sample
+    lmgrade perplexity [--tokens PATH] [--stride N ...] [--steps N] [--out DIR]   sliding-window perplexity of a tiny GPT-2
 
 Exit status: 0 when grading ran (whatever the score), 2 when the grader itself failed.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from lmgrade.grading.grade import Grade, GradingFailed, Selection, grade, grade_notes
 from lmgrade.outputs.report import gradescope_results, junit_xml, markdown_report, scorecard_text
+from lmgrade.perplexity_demo import add_arguments as add_perplexity_arguments
 from lmgrade.train_demo import add_arguments as add_train_arguments
 
 
@@ -107,6 +109,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return run_command(args)
 
 
+def cmd_perplexity(args: argparse.Namespace) -> int:
+    from lmgrade.perplexity_demo import run_command
+
+    return run_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmgrade", description="Grade the Transformer-LM assignment.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -145,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a tiny Transformer LM on the bundled stories, plot its loss, sample from it")
     add_train_arguments(p)
     p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser("perplexity", help="train a tiny GPT-2 on the bundled stories, then its sliding-window perplexity at several strides")
+    add_perplexity_arguments(p)
+    p.set_defaults(run=cmd_perplexity)
     return parser
 
 

@@ -82,11 +82,32 @@ def token_files(corpus: Path, out: Path):
     return arrays
 
 
+def progress_bar(done: int, total: int, width: int = 24) -> str:
+    """The inside of a text progress bar: `width` characters, "=" for the part done, ">" at its tip."""
+    filled = width * done // total
+    return "=" * filled + (">" if filled < width else "") + " " * max(0, width - filled - 1)
+
+
 def progress_line(step: int, steps: int, loss: float, lr: float, rate: float) -> str:
-    width = 24
-    done = width * step // steps
-    bar = "=" * done + (">" if done < width else "") + " " * max(0, width - done - 1)
+    bar = progress_bar(step, steps)
     return f"step {step:>{len(str(steps))}}/{steps} [{bar}] loss {loss:.3f}  lr {lr:.2e}  {rate:.1f} it/s"
+
+
+def set_threads(threads: int | None) -> None:
+    """torch CPU threads: `threads`, or half the cores, at most 4. On a small shared machine, more
+    threads than free cores makes every step wait."""
+    import torch
+
+    torch.set_num_threads(threads or max(1, min(4, (os.cpu_count() or 2) // 2)))
+
+
+def optimiser_and_schedule(pkg: ModuleType, model, lr: float, steps: int):
+    """The package's AdamW for `model` and the TrainingConfig of a run of `steps` steps: warm-up over
+    the first twentieth, cosine down to a tenth of the peak `lr`, gradients clipped to norm 1."""
+    optimizer = pkg.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
+    schedule = pkg.TrainingConfig(max_learning_rate=lr, min_learning_rate=lr / 10,
+                                  warmup_iters=max(1, steps // 20), cosine_cycle_iters=steps, max_l2_norm=1.0)
+    return optimizer, schedule
 
 
 def plot_losses(path: Path, train: list[float], val: list[tuple[int, float]], title: str) -> bool:
@@ -153,8 +174,7 @@ def train(o: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    # Half the cores: on a small shared machine, more threads than free cores makes every step wait.
-    torch.set_num_threads(o.threads or max(1, min(4, (os.cpu_count() or 2) // 2)))
+    set_threads(o.threads)
     out = Path(o.out)
     train_data, valid_data = token_files(Path(o.corpus), out)
     if len(valid_data) <= o.context_length + 1:
@@ -163,12 +183,10 @@ def train(o: argparse.Namespace) -> int:
     d_ff = o.d_ff or max(64, round(o.d_model * 8 / 3 / 64) * 64)
     config = pkg.TransformerConfig(vocab_size=VOCAB_SIZE, context_length=o.context_length, d_model=o.d_model,
                                    num_layers=o.num_layers, num_heads=o.num_heads, d_ff=d_ff, rope_theta=10000.0)
-    schedule = pkg.TrainingConfig(max_learning_rate=o.lr, min_learning_rate=o.lr / 10,
-                                  warmup_iters=max(1, o.steps // 20), cosine_cycle_iters=o.steps, max_l2_norm=1.0)
 
     torch.manual_seed(o.seed)
     model = pkg.TransformerLM(config)
-    optimizer = pkg.AdamW(model.parameters(), lr=o.lr, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
+    optimizer, schedule = optimiser_and_schedule(pkg, model, o.lr, o.steps)
     # A fixed held-out set, drawn from its own seed, so every validation loss scores the same batches.
     torch.manual_seed(o.seed + 1)
     val_batches = [pkg.get_batch(valid_data, o.batch_size, o.context_length, "cpu") for _ in range(o.eval_batches)]

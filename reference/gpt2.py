@@ -144,6 +144,10 @@ class GPT2Transformer(nn.Module):
         c = config
         self.wte = Embedding(c.vocab_size, c.d_model, device=device, dtype=dtype)
         self.wpe = Embedding(c.context_length, c.d_model, device=device, dtype=dtype)
+        # GPT-2's init, std 0.02: the Llama-style Embedding draws std 1, which through the tied head
+        # would start training with logits of size √d_model and a loss near 40.
+        for table in (self.wte, self.wpe):
+            nn.init.normal_(table.weight, std=0.02)
         self.h = nn.ModuleList(
             GPT2Block(c.d_model, c.num_heads, c.d_ff, c.layer_norm_eps, device=device, dtype=dtype)
             for _ in range(c.num_layers)

@@ -28,7 +28,8 @@ def float32_grade(warm_pytest):
 def test_a_correct_float32_cs336_submission_gets_full_marks_except_dtype_padding_and_the_training_loop(float32_grade):
     """It loses `dtype` (float64 inputs), `padding` (its adapters take no attention_mask: not implemented) and
     `training` (CS336 has no adapter for a training loop: the default rubric grades train_step, which a flat
-    CS336 adapters file does not expose); nothing else."""
+    CS336 adapters file does not expose); nothing else. Its GPT-2 variant (cs336_lm/gpt2.py, written from the
+    SPEC alone, without the reference) gets full marks on the GPT-2 items."""
     short = {s.item.id: f"{s.score:g}/{s.max_score:g} {s.status}: {s.reason[:300]}"
              for s in float32_grade.scores if s.score < s.max_score}
     assert set(short) == {"dtype", "padding", "padding.hidden", "training", "training.hidden"}, short

@@ -2,13 +2,15 @@
 continue from the cache length."""
 
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 from . import compositions
 from .checks import assert_unchanged, check_against_reference, on, property_or_own_parts
-from .strategies import GPT2_CONFIGS, chunk_schedules, gpt2_cases
+from .strategies import GPT2_CONFIGS, LM_CONFIGS, chunk_schedules, gpt2_cases
 from .test_gpt2_lm import gpt2_args
+from .test_lm import lm_args
 
 # Shown with a failure of this file's tests: what it usually means, and a question to ask yourself.
 HINT = (
@@ -27,8 +29,24 @@ def gpt2_kv_property(impl, args, schedule):
         assert_unchanged(chunked.cpu(), impl.run_gpt2_lm(**args).cpu(), f"logits fed in chunks {schedule} vs your own full forward",
                          component="gpt2_kv_cache")
 
-    property_or_own_parts(check, impl, "run_gpt2_lm_incremental", compositions.GPT2_KV_CACHE[1:],
-                          [dict(args, chunk_sizes=schedule)], "gpt2_kv_cache")
+    try:
+        property_or_own_parts(check, impl, "run_gpt2_lm_incremental", compositions.GPT2_KV_CACHE[1:],
+                              [dict(args, chunk_sizes=schedule)], "gpt2_kv_cache")
+    except AssertionError:
+        if own_llama_cache_gives_wrong_logits(impl):
+            return  # the cache you share with the Llama-style model is wrong there too: charged in the kv_cache item
+        raise
+
+
+def own_llama_cache_gives_wrong_logits(impl) -> bool:
+    """Your Llama-style model fed in chunks [2, 3, 1, 2] vs its own full forward (a crash is not an excuse)."""
+    args = on(lm_args(LM_CONFIGS[2], 2, 8, seed=3))
+    try:
+        chunked = impl.run_transformer_lm_incremental(**args, chunk_sizes=[2, 3, 1, 2])
+        full = impl.run_transformer_lm(**args)
+    except Exception:  # noqa: BLE001
+        return False
+    return not torch.allclose(chunked.double().cpu(), full.double().cpu(), rtol=1e-4, atol=1e-4)
 
 
 @given(case=gpt2_cases(min_seq=2, batches=st.just(2)), data=st.data())

@@ -115,7 +115,7 @@ def own_parts_are_broken(impl, args: dict, stands_on=("attention", "cache", "eos
     """Padding can only come out right if the parts it stands on are right without padding: attention
     under a boolean mask that is not causal, the KV cache, and generation's eos rule. Where one of them
     is wrong, its own item pays (SPEC §4.6) and this item does not: the part's name, or None."""
-    checks = {"attention": own_masked_attention_is_broken, "cache": own_cache_is_broken, "eos": own_eos_rule_is_broken}
+    checks = {"attention": own_attention_is_broken, "cache": own_cache_is_broken, "eos": own_eos_rule_is_broken}
     for part in stands_on:
         broken = checks[part]
         try:
@@ -134,6 +134,17 @@ def own_masked_attention_is_broken(impl, args: dict) -> bool:
     weights = torch.softmax((q @ k.transpose(-2, -1) / 2.0).masked_fill(~mask, float("-inf")), dim=-1)
     got = impl.run_scaled_dot_product_attention(q.float(), k.float(), v.float(), mask)
     return not torch.allclose(got.double().cpu(), weights @ v, rtol=1e-4, atol=1e-4)
+
+
+def own_attention_is_broken(impl, args: dict) -> bool:
+    """Attention under a boolean mask that is not causal, or the LM's own causal mask (a prefix's logits are
+    the first logits of the whole): padding's "row alone" is only defined for a causal model."""
+    if own_masked_attention_is_broken(impl, args):
+        return True
+    ids = randint(args["vocab_size"], (1, 6), 29).to(args["weights"]["lm_head.weight"].device)
+    whole = impl.run_transformer_lm(**args, in_indices=ids)[:, :3]
+    prefix = impl.run_transformer_lm(**args, in_indices=ids[:, :3])
+    return not torch.allclose(whole.double().cpu(), prefix.double().cpu(), rtol=1e-4, atol=1e-4)
 
 
 def own_cache_is_broken(impl, args: dict) -> bool:

@@ -161,3 +161,82 @@ def run_save_checkpoint(model, optimizer, iteration, out) -> None:
 
 def run_load_checkpoint(src, model, optimizer) -> int:
     return cs336_lm.load_checkpoint(src, model, optimizer)
+
+
+# --- GPT-2 variant --------------------------------------------------------------------------------------------
+# The passed tensors are used as the module's parameters through torch.func.functional_call (no copy), so
+# gradients reach them; the head is tied to transformer.wte.weight, so the dict has no lm_head.weight.
+
+
+class _BoundGPT2:
+    """A GPT2LM (built on the meta device) run with the given weights as its parameters."""
+
+    def __init__(self, module, weights: dict[str, Tensor]):
+        names = {name for name, _ in module.named_parameters()}
+        missing = sorted(names - weights.keys())
+        if missing:
+            raise KeyError(f"missing GPT-2 weights: {missing}")
+        self.module = module
+        self.weights = {name: weights[name] for name in names}
+        self.context_length = module.context_length
+
+    def new_cache(self):
+        return self.module.new_cache()
+
+    def __call__(self, *args, **kwargs) -> Tensor:
+        return torch.func.functional_call(self.module, self.weights, args, kwargs, strict=True)
+
+
+def _build_gpt2(vocab_size, context_length, d_model, num_layers, num_heads, d_ff, weights):
+    with torch.device("meta"):
+        module = cs336_lm.GPT2LM(vocab_size, context_length, d_model, num_layers, num_heads, d_ff)
+    return _BoundGPT2(module, weights)
+
+
+def run_layernorm(d_model: int, eps: float, weight: Tensor, bias: Tensor, in_features: Tensor) -> Tensor:
+    with torch.device("meta"):
+        norm = cs336_lm.LayerNorm(d_model, eps=eps)
+    return torch.func.functional_call(norm, {"weight": weight, "bias": bias}, (in_features,), strict=True)
+
+
+def run_gelu(in_features: Tensor) -> Tensor:
+    return cs336_lm.gelu_tanh(in_features)
+
+
+def run_gpt2_lm(vocab_size: int, context_length: int, d_model: int, num_layers: int, num_heads: int, d_ff: int,
+                weights: dict[str, Tensor], in_indices: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+    lm = _build_gpt2(vocab_size, context_length, d_model, num_layers, num_heads, d_ff, weights)
+    return lm(in_indices, attention_mask=attention_mask)
+
+
+def run_gpt2_lm_incremental(vocab_size: int, context_length: int, d_model: int, num_layers: int, num_heads: int,
+                            d_ff: int, weights: dict[str, Tensor], in_indices: Tensor, chunk_sizes: Sequence[int],
+                            attention_mask: Tensor | None = None) -> Tensor:
+    if sum(chunk_sizes) != in_indices.shape[-1]:
+        raise ValueError("chunk_sizes must sum to sequence_length")
+    lm = _build_gpt2(vocab_size, context_length, d_model, num_layers, num_heads, d_ff, weights)
+    cache = lm.new_cache()
+    outputs, start = [], 0
+    for size in chunk_sizes:
+        chunk_mask = None if attention_mask is None else attention_mask[..., start:start + size]
+        outputs.append(lm(in_indices[..., start:start + size], kv_cache=cache, attention_mask=chunk_mask))
+        start += size
+    return torch.cat(outputs, dim=-2)
+
+
+def run_gpt2_generate(vocab_size: int, context_length: int, d_model: int, num_layers: int, num_heads: int,
+                      d_ff: int, weights: dict[str, Tensor], prompt: Tensor, max_new_tokens: int,
+                      temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
+                      eos_token_id: int | None = None, seed: int = 0,
+                      attention_mask: Tensor | None = None) -> Tensor:
+    if prompt.shape[-1] + max_new_tokens > context_length:
+        raise ValueError("prompt_length + max_new_tokens exceeds context_length")
+    lm = _build_gpt2(vocab_size, context_length, d_model, num_layers, num_heads, d_ff, weights)
+    return cs336_lm.generate_gpt2(lm, prompt, max_new_tokens, temperature, top_k, top_p, eos_token_id, seed,
+                                  attention_mask)
+
+
+def run_gpt2_perplexity(vocab_size: int, context_length: int, d_model: int, num_layers: int, num_heads: int,
+                        d_ff: int, weights: dict[str, Tensor], token_ids: Tensor, stride: int) -> float:
+    lm = _build_gpt2(vocab_size, context_length, d_model, num_layers, num_heads, d_ff, weights)
+    return cs336_lm.perplexity(lm, token_ids, stride)
