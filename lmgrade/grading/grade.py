@@ -120,7 +120,9 @@ def grade(
         results_path = Path(tmp) / "outcomes.json"
         start_wall = time.time()
         args = [
-            *(tests or _selectors(rubric)), "-q", "-p", "no:cacheprovider", "--no-scorecard",
+            # --tb=native: the outcomes carry their own messages (the recorder), and pytest's default
+            # traceback re-parses every frame's source file (ast) for each failure: most of a failing run.
+            *(tests or _selectors(rubric)), "-q", "--tb=native", "-p", "no:cacheprovider", "--no-scorecard",
             f"--lmgrade-json={results_path}", f"--per-test-timeout={per_test_timeout}", *selection.pytest_args(),
             f"--rubric={rubric_file}", f"--lmgrade-deadline={start_wall + budget:.3f}",
             *(["--isolate"] if isolate else []), *(extra_pytest_args or []),
