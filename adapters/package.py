@@ -25,6 +25,18 @@ def _call(module: nn.Module, weights: dict[str, Tensor], *args, **kwargs):
     return functional_call(module, weights, args, kwargs)
 
 
+def _chunked(model: nn.Module, weights: dict[str, Tensor], in_indices: Tensor, chunk_sizes, attention_mask) -> Tensor:
+    """ONE model fed in consecutive chunks through its KV cache (each chunk with its columns of the mask)."""
+    kv_cache = model.make_kv_cache()
+    logits, start = [], 0
+    for size in chunk_sizes:
+        chunk = in_indices[:, start : start + size]
+        padded = {} if attention_mask is None else {"attention_mask": attention_mask[:, start : start + size]}
+        logits.append(_call(model, weights, chunk, kv_cache=kv_cache, **padded))
+        start += size
+    return torch.cat(logits, dim=1)
+
+
 class PackageAdapters:
     def __init__(self, package: ModuleType, description: str | None = None):
         self.pkg = package
@@ -104,15 +116,7 @@ class PackageAdapters:
 
     def run_transformer_lm_incremental(self, *lm_args):
         model_args, (weights, in_indices, chunk_sizes, attention_mask) = lm_args[:7], (list(lm_args[7:]) + [None])[:4]
-        model = self._lm(*model_args, weights)
-        kv_cache = model.make_kv_cache()
-        logits, start = [], 0
-        for size in chunk_sizes:
-            chunk = in_indices[:, start : start + size]
-            padded = {} if attention_mask is None else {"attention_mask": attention_mask[:, start : start + size]}
-            logits.append(_call(model, weights, chunk, kv_cache=kv_cache, **padded))
-            start += size
-        return torch.cat(logits, dim=1)
+        return _chunked(self._lm(*model_args, weights), weights, in_indices, chunk_sizes, attention_mask)
 
     def run_cross_entropy(self, inputs, targets, ignore_index=None):
         return self.pkg.cross_entropy(inputs, targets, ignore_index)
@@ -176,15 +180,7 @@ class PackageAdapters:
 
     def run_gpt2_lm_incremental(self, *args):
         model_args, (weights, in_indices, chunk_sizes, attention_mask) = args[:6], (list(args[6:]) + [None])[:4]
-        model = self._gpt2(*model_args, weights)
-        kv_cache = model.make_kv_cache()
-        logits, start = [], 0
-        for size in chunk_sizes:
-            chunk = in_indices[:, start : start + size]
-            padded = {} if attention_mask is None else {"attention_mask": attention_mask[:, start : start + size]}
-            logits.append(_call(model, weights, chunk, kv_cache=kv_cache, **padded))
-            start += size
-        return torch.cat(logits, dim=1)
+        return _chunked(self._gpt2(*model_args, weights), weights, in_indices, chunk_sizes, attention_mask)
 
     def run_gpt2_generate(self, *args):
         model = self._loaded_gpt2(*args[:7])

@@ -180,16 +180,9 @@ class GPT2LM(nn.Module):
         kv_cache: KVCache | None = None,
         attention_mask: Bool[Tensor, "batch seq"] | None = None,
     ) -> Float[Tensor, "batch seq vocab_size"]:
-        seq = in_indices.shape[-1]
-        past = kv_cache.length if kv_cache is not None else 0
-        if past + seq > self.config.context_length:
-            raise ValueError(f"{past} cached + {seq} new tokens exceed context_length={self.config.context_length}")
-        if attention_mask is None and (kv_cache is None or kv_cache.key_is_real is None):
-            # After a cache, positions continue from its length: the first new token is at `past`, not 0.
-            positions = torch.arange(past, past + seq, device=in_indices.device)
-            key_is_real = None
-        else:  # each row's positions count its real tokens only (the Llama-style model's rule)
-            positions, key_is_real = TransformerLM.padded_positions(in_indices, kv_cache, attention_mask)
+        # After a cache, positions continue from its length (the first new token reads wpe row `past`, not 0);
+        # in a padded batch they count each row's real tokens only: the Llama-style model's rule.
+        positions, key_is_real = TransformerLM.positions(in_indices, kv_cache, attention_mask, self.config.context_length)
         body = self.transformer
         x = body.wte(in_indices) + body.wpe(positions)  # (batch, seq, d_model)
         for i, block in enumerate(body.h):

@@ -70,20 +70,29 @@ class TransformerLM(nn.Module):
     ) -> Float[Tensor, "batch seq vocab_size"]:
         """Logits for every position. attention_mask (True = real token) marks the pads of a padded
         batch, on either side: each row's real tokens get the logits of that row run alone."""
-        seq = in_indices.shape[-1]
-        past = kv_cache.length if kv_cache is not None else 0
-        if past + seq > self.config.context_length:
-            raise ValueError(f"{past} cached + {seq} new tokens exceed context_length={self.config.context_length}")
-        if attention_mask is None and (kv_cache is None or kv_cache.key_is_real is None):
-            # With a cache, the new tokens continue where the cached ones stopped.
-            positions = torch.arange(past, past + seq, device=in_indices.device)
-            key_is_real = None
-        else:
-            positions, key_is_real = self.padded_positions(in_indices, kv_cache, attention_mask)
+        positions, key_is_real = self.positions(in_indices, kv_cache, attention_mask, self.config.context_length)
         x = self.token_embeddings(in_indices)
         for i, layer in enumerate(self.layers):
             x = layer(x, positions, kv_cache.layers[i] if kv_cache is not None else None, key_is_real)
         return self.lm_head(self.ln_final(x))
+
+    @staticmethod
+    def positions(
+        in_indices: Int[Tensor, "batch seq"],
+        kv_cache: KVCache | None,
+        attention_mask: Bool[Tensor, "batch seq"] | None,
+        context_length: int,
+    ) -> tuple[Int[Tensor, "... seq"], Bool[Tensor, "batch keys"] | None]:
+        """The new tokens' positions, and which keys are real (None: all of them). Raises ValueError when the
+        cached and new tokens exceed context_length. Shared with the GPT-2 variant, whose positions are rows of wpe."""
+        seq = in_indices.shape[-1]
+        past = kv_cache.length if kv_cache is not None else 0
+        if past + seq > context_length:
+            raise ValueError(f"{past} cached + {seq} new tokens exceed context_length={context_length}")
+        if attention_mask is None and (kv_cache is None or kv_cache.key_is_real is None):
+            # With a cache, the new tokens continue where the cached ones stopped.
+            return torch.arange(past, past + seq, device=in_indices.device), None
+        return TransformerLM.padded_positions(in_indices, kv_cache, attention_mask)
 
     @staticmethod
     def padded_positions(

@@ -68,6 +68,17 @@ def test_gpt2_multi_token_chunks_after_a_prefill_equal_the_full_forward(impl, de
 
 @pytest.mark.parametrize("schedule", [[4, 1, 1, 6], [1] * 12], ids=["prefill+steps", "token_by_token"])
 def test_gpt2_chunked_logits_match_reference(impl, oracle, device, schedule):
-    args = dict(gpt2_args(GPT2_CONFIGS[1], 2, sum(schedule), seed=5), chunk_sizes=schedule)
-    check_against_reference(impl, oracle, "run_gpt2_lm_incremental", args, component="gpt2_kv_cache", device=device,
-                            composition=compositions.GPT2_KV_CACHE)
+    check_gpt2_cache_against_reference(impl, oracle, dict(gpt2_args(GPT2_CONFIGS[1], 2, sum(schedule), seed=5),
+                                                          chunk_sizes=schedule), device)
+
+
+def check_gpt2_cache_against_reference(impl, oracle, args, device):
+    """Chunked logits equal the reference's (or a composition of your own parts, GPT2_KV_CACHE); excused where
+    the cache you share with the Llama-style model is wrong there too (charged in the kv_cache item)."""
+    try:
+        check_against_reference(impl, oracle, "run_gpt2_lm_incremental", args, component="gpt2_kv_cache", device=device,
+                                composition=compositions.GPT2_KV_CACHE)
+    except AssertionError:
+        if own_llama_cache_gives_wrong_logits(impl):
+            return
+        raise

@@ -3,9 +3,8 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from .. import compositions
-from ..checks import check_against_reference
 from ..strategies import chunk_schedules, gpt2_cases
+from ..test_gpt2_kv_cache import check_gpt2_cache_against_reference
 from ..test_gpt2_lm import gpt2_args
 
 
@@ -13,6 +12,4 @@ from ..test_gpt2_lm import gpt2_args
 def test_gpt2_chunked_logits_match_reference_for_random_schedules(impl, oracle, device, case, data):
     config, batch, seq, seed = case
     schedule = data.draw(chunk_schedules(seq), label="chunk_sizes")
-    args = dict(gpt2_args(config, batch, seq, seed), chunk_sizes=schedule)
-    check_against_reference(impl, oracle, "run_gpt2_lm_incremental", args, component="gpt2_kv_cache", device=device,
-                            composition=compositions.GPT2_KV_CACHE)
+    check_gpt2_cache_against_reference(impl, oracle, dict(gpt2_args(config, batch, seq, seed), chunk_sizes=schedule), device)

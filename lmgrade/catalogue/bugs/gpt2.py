@@ -12,8 +12,8 @@ INV_STD = "inv_std = torch.rsqrt(centred.pow(2).mean(dim=-1, keepdim=True) + sel
 LN_OUT = "return (centred * inv_std * self.weight.to(x.dtype) + self.bias.to(x.dtype)).to(in_dtype)"
 GELU = "return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))"
 QKV = "q, k, v = self.c_attn(x).chunk(3, dim=-1)"
-POSITIONS = "positions = torch.arange(past, past + seq, device=in_indices.device)"
-PADDED = "positions, key_is_real = TransformerLM.padded_positions(in_indices, kv_cache, attention_mask)"
+POSITIONS = "positions, key_is_real = TransformerLM.positions(in_indices, kv_cache, attention_mask, self.config.context_length)"
+PAST = "(kv_cache.length if kv_cache is not None else 0)"
 
 BUGS = [
     bug("layernorm_mean_not_subtracted", "layernorm",
@@ -52,7 +52,7 @@ BUGS = [
         raises="not in the SPEC: ['lm_head.weight']"),
     bug("gpt2_positions_from_one", "gpt2_lm",
         "learned positions counted from 1: token t adds wpe row t + 1 (and the last position runs off the table)",
-        ("gpt2.py", POSITIONS, "positions = torch.arange(past + 1, past + seq + 1, device=in_indices.device)")),
+        ("gpt2.py", POSITIONS, POSITIONS + "\n        positions = positions + 1")),
     bug("gpt2_final_layernorm_left_out", "gpt2_lm",
         "ln_f is never applied: the head reads the last block's output",
         ("gpt2.py", "return body.ln_f(x) @ self.lm_head.weight.T", "return x @ self.lm_head.weight.T")),
@@ -61,9 +61,10 @@ BUGS = [
         ("gpt2.py", "return self.c_proj(gelu(self.c_fc(x)))", "return gelu(self.c_proj(self.c_fc(x)))")),
     bug("gpt2_positions_restart_after_the_cache", "gpt2_kv_cache",
         "with a KV cache, every chunk adds wpe rows 0 … m−1 again instead of continuing from the cache length",
-        ("gpt2.py", POSITIONS, "positions = torch.arange(seq, device=in_indices.device)")),
+        ("gpt2.py", POSITIONS, POSITIONS + "\n        positions = torch.arange(in_indices.shape[-1], device=in_indices.device)")),
     bug("gpt2_left_padding_shifts_positions", "gpt2_decoding",
         "a padded batch masks its pads but numbers positions over the padded width, so a left-padded row reads later "
         "rows of wpe than it does alone (RoPE would hide such a shift; learned positions do not)",
-        ("gpt2.py", PADDED, PADDED + "\n            positions = (past + torch.arange(seq, device=in_indices.device)).expand_as(in_indices)")),
+        ("gpt2.py", POSITIONS, POSITIONS + "\n        if attention_mask is not None:\n"
+         "            positions = (" + PAST + " + torch.arange(in_indices.shape[-1], device=in_indices.device)).expand_as(in_indices)")),
 ]

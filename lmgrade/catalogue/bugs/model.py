@@ -166,8 +166,8 @@ BUGS = [
         ("loss.py", LOG_NORMALISER, "log_normaliser = torch.log(torch.exp(logits - peak).sum(dim=-1))")),
     # --- the KV cache ----------------------------------------------------------------------------
     bug("cache_positions_restart_at_zero", "kv_cache", "with a KV cache, the new tokens get RoPE positions 0, 1, … instead of continuing after the cache",
-        ("model.py", "positions = torch.arange(past, past + seq, device=in_indices.device)",
-         "positions = torch.arange(seq, device=in_indices.device)")),
+        ("model.py", "return torch.arange(past, past + seq, device=in_indices.device), None",
+         "return torch.arange(seq, device=in_indices.device), None")),
     bug("cache_top_left_causal_mask", "kv_cache", "the causal mask is aligned top-left, so a chunk after a prefill cannot see the cached tokens it should",
         ("attention.py", "query_positions = torch.arange(num_keys - num_queries, num_keys, device=device)",
          "query_positions = torch.arange(num_queries, device=device)")),
