@@ -1,11 +1,12 @@
 """Sliding-window perplexity of a tiny GPT-2 trained on the stories that ship with the project, at several strides.
 
     lmgrade perplexity                                   # strides 32 and 8, about 20 s on 2 CPU cores
+    lmgrade perplexity --impl student                    # your GPT2LM, training parts and perplexity
     lmgrade perplexity --stride 32 --stride 16 --stride 4 --steps 500
     lmgrade perplexity --tokens my_text.txt              # any text, read as bytes
     python -m lmgrade.perplexity_demo --tokens ids.bin --context-length 128 --out runs/ppl
 
-The model is the reference package's GPT2LM over byte tokens (vocab 256, d_ff = 4·d_model), trained
+The model is the package's GPT2LM (the reference's, or --impl student: yours) over byte tokens (vocab 256, d_ff = 4·d_model), trained
 first for --steps steps on the first nine tenths of lmgrade/train_corpus.txt with the package's
 get_batch, train_step and AdamW (cosine learning-rate schedule with warm-up, as `lmgrade train`).
 Its weights go to OUT/gpt2.pt (a torch.save'd state dict, transformers' GPT-2 names).
@@ -31,12 +32,12 @@ import math
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 from lmgrade.train_demo import (
     CORPUS,
     VOCAB_SIZE,
     TrainDemoError,
+    import_package,
     optimiser_and_schedule,
     progress_bar,
     set_threads,
@@ -54,6 +55,8 @@ class PerplexityDemoError(TrainDemoError):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `lmgrade perplexity` (also those of `python -m lmgrade.perplexity_demo`)."""
+    parser.add_argument("--impl", choices=["reference", "student"], default="reference",
+                        help="whose GPT2LM, training parts and perplexity run (default: reference)")
     parser.add_argument("--tokens", default=None, metavar="PATH",
                         help="a raw np.uint16 token file (ids < 256), or a .txt file read as bytes "
                              "(default: the held-out last tenth of the bundled stories)")
@@ -177,14 +180,6 @@ def window_counter(model, stride: int, windows: int, stream=None):
     return WindowCounter()
 
 
-def import_reference() -> ModuleType:
-    try:
-        import reference
-    except ImportError:
-        raise PerplexityDemoError("the reference implementation is not part of the student handout") from None
-    return reference
-
-
 def report(o: argparse.Namespace) -> int:
     check_options(o)
     strides = strides_of(o)
@@ -193,7 +188,7 @@ def report(o: argparse.Namespace) -> int:
         scored_path = Path(o.tokens)
         tokens = read_tokens(scored_path, out)
         check_ids(tokens, str(scored_path))
-    ref = import_reference()
+    ref = import_package(o.impl)
     import numpy as np
     import torch
 
@@ -210,7 +205,7 @@ def report(o: argparse.Namespace) -> int:
     torch.manual_seed(o.seed)
     model = ref.GPT2LM(config)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"reference GPT2LM(vocab_size={VOCAB_SIZE}, context_length={o.context_length}, d_model={o.d_model}, "
+    print(f"{o.impl} GPT2LM(vocab_size={VOCAB_SIZE}, context_length={o.context_length}, d_model={o.d_model}, "
           f"num_layers={o.num_layers}, num_heads={o.num_heads}, d_ff={4 * o.d_model}): {n_params / 1e6:.2f} M parameters")
     print(f"training on the first nine tenths of {CORPUS.name} ({len(train_data):,} bytes): {o.steps} steps of "
           f"{BATCH_SIZE}×{o.context_length} tokens, peak lr {PEAK_LR:g}, {torch.get_num_threads()} thread(s), seed {o.seed}")
