@@ -1,7 +1,7 @@
 """The `lmgrade` command.
 
     lmgrade grade [--impl student|reference | --adapters PATH | --submission DIR]
-                  [--gradescope results.json] [--junit junit.xml] [--report report.md]
+                  [--gradescope results.json] [--junit junit.xml] [--report report.md|report.html]
     lmgrade grade-all DIR --jobs N --csv gradebook.csv
     lmgrade release OUT_DIR        the student handout
     lmgrade bundle OUT.zip         a Gradescope autograder bundle
@@ -9,18 +9,21 @@
     lmgrade train [--impl reference|student] [--steps N] [--out DIR]   train a tiny LM, plot, sample
     lmgrade perplexity [--tokens PATH] [--stride N ...] [--steps N] [--out DIR]   sliding-window perplexity of a tiny GPT-2
 
-Exit status: 0 when grading ran (whatever the score), 2 when the grader itself failed.
+Exit status: 0 when grading ran (whatever the score), 2 when the grader itself failed or was given
+bad input (a missing adapters file or submission folder: one line on stderr says what is missing).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import sys
 from pathlib import Path
 
+from lmgrade.core.rubric import load_rubric
 from lmgrade.grading.grade import Grade, GradingFailed, Selection, grade, grade_notes
-from lmgrade.outputs.report import gradescope_results, junit_xml, markdown_report, scorecard_text
+from lmgrade.outputs.report import gradescope_results, html_report, junit_xml, markdown_report, scorecard_text
 from lmgrade.perplexity_demo import add_arguments as add_perplexity_arguments
 from lmgrade.train_demo import add_arguments as add_train_arguments
 
@@ -59,10 +62,69 @@ def write_outputs(result: Grade, args: argparse.Namespace, title: str) -> None:
         Path(args.junit).write_text(junit_xml(result.scores))
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report).write_text(markdown_report(result.scores, title, notes=grade_notes(result).splitlines()))
+        render = html_report if Path(args.report).suffix.lower() in (".html", ".htm") else markdown_report
+        Path(args.report).write_text(render(result.scores, title, notes=grade_notes(result).splitlines()))
+
+
+def _has_run_function(tree: ast.Module) -> bool:
+    """Any run_* the file could define (a def, an assignment, an import, a name in a string, under
+    an `if` or `try` too): read from the source, never run. Generous: only a file with none is refused."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("run_"):
+            return True
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id.startswith("run_"):
+            return True
+        if isinstance(node, ast.alias) and ((node.asname or node.name.rsplit(".", 1)[-1]).startswith("run_") or node.name == "*"):
+            return True
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("run_"):
+            return True
+    return False
+
+
+def bad_grade_input(args: argparse.Namespace) -> str | None:
+    """Why `lmgrade grade` cannot grade what it was given (one line), or None. A submission that is
+    there but wrong (does not import, a file with a syntax error) is graded: that is the student's score."""
+    if args.adapters:
+        path = Path(args.adapters)
+        if not path.exists():
+            return f"--adapters {args.adapters}: no such file"
+        if path.is_dir():
+            return f"--adapters {args.adapters}: a folder, not a Python (.py) file"
+        if not path.is_file() or path.suffix != ".py":
+            return f"--adapters {args.adapters}: not a Python (.py) file"
+        try:
+            tree = ast.parse(path.read_bytes(), filename=str(path))
+        except SyntaxError:
+            return None  # the submission's own mistake: graded, and each item says so
+        except (OSError, ValueError) as error:
+            return f"--adapters {args.adapters}: cannot be read ({error})"
+        if not _has_run_function(tree):
+            return f"--adapters {args.adapters}: defines no run_* adapter function (e.g. def run_linear(...))"
+    if args.submission:
+        folder = Path(args.submission)
+        try:
+            if not folder.exists():
+                return f"--submission {args.submission}: no such folder"
+            if not folder.is_dir():
+                return f"--submission {args.submission}: not a folder"
+            if not any(folder.iterdir()):
+                return f"--submission {args.submission}: the folder is empty"
+            if not (folder / "student" / "__init__.py").is_file():
+                return f"--submission {args.submission}: no student/__init__.py in it (a folder holding the student/ package)"
+        except OSError as error:
+            return f"--submission {args.submission}: cannot be read ({error})"
+    try:
+        load_rubric(args.rubric)
+    except (OSError, ValueError, KeyError) as error:  # missing, not TOML, or not a rubric (RubricError)
+        return f"--rubric {args.rubric}: {type(error).__name__}: {error}".replace("\n", " ")
+    return None
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
+    why = bad_grade_input(args)
+    if why:
+        print(f"lmgrade grade: {why}", file=sys.stderr)
+        return 2
     selection = _selection(args)
     result = grade(selection, profile=args.profile, per_test_timeout=args.timeout, isolate=args.isolate, rubric=args.rubric,
                    time_budget=args.time_budget, sandbox_request=args.sandbox)
@@ -124,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_grading_options(p)
     p.add_argument("--gradescope", metavar="PATH", help="write Gradescope results.json here")
     p.add_argument("--junit", metavar="PATH", help="write JUnit XML (points as properties) here")
-    p.add_argument("--report", metavar="PATH", help="write a Markdown report here")
+    p.add_argument("--report", metavar="PATH",
+                   help="write a report here: Markdown, or a self-contained HTML page (pictures embedded) if PATH ends in .html")
     p.set_defaults(run=cmd_grade)
 
     p = sub.add_parser("grade-all", help="grade every submission folder in DIR into one CSV gradebook")

@@ -11,13 +11,21 @@ import os
 import signal
 import time
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
 import pytest
 import torch
+from _pytest._code.code import Traceback
 
-from lmgrade.core.outcomes import GradingTimeout
+from lmgrade.core.outcomes import GradingTimeout, NotImplementedInSubmission
 from lmgrade.core.profiles import DEFAULT_PROFILE, register_profiles
+from lmgrade.core.rubric import rubric_path
+from lmgrade.core.scoring import score_items
 from lmgrade.grading.budget import TimeBudget
-from lmgrade.grading.calls import GradedCalls
+from lmgrade.grading.calls import GradedCalls, is_grader_frame
 from lmgrade.grading.recorder import Recorder
 from lmgrade.sandbox import isolation
 from lmgrade.sandbox.tiers import SandboxUnavailable
@@ -120,6 +128,28 @@ _budget = TimeBudget()
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     _budget.setup(config, items)
+    if config.getoption("fulltrace", False):
+        return
+    recorder = config.pluginmanager.get_plugin("lmgrade-recorder")
+    for item in items:
+        if recorder.graded(item.nodeid) and hasattr(item, "_traceback_filter"):
+            _hide_grader_frames(item)
+
+
+def _hide_grader_frames(item: pytest.Item) -> None:
+    """A graded test's failure shows the test's frames and the submission's own, not the grader's
+    (lmgrade/, adapters/) nor those of hypothesis, pluggy, pytest or torch. `--full-trace` shows all."""
+    original = item._traceback_filter
+
+    def without_grader(excinfo: pytest.ExceptionInfo) -> Traceback:
+        shown = original(excinfo)  # cut at the test function (a cut rebuilds the frames below it: filter after)
+        kept = [entry for entry in shown if not is_grader_frame(entry.path)]
+        if not kept or len(kept) == len(shown):
+            return shown
+        kept[-1] = kept[-1].with_repr_style(None)  # the frame that raised is shown in full, as pytest does
+        return Traceback(kept)
+
+    item._traceback_filter = without_grader
 
 
 @pytest.hookimpl(wrapper=True)
@@ -129,6 +159,9 @@ def pytest_runtest_call(item: pytest.Item):
     graded = recorder.graded(item.nodeid)
     owner = recorder.rubric.item_of(item.nodeid)
     _current_item[0] = owner.id if owner else None
+    calls = getattr(item, "funcargs", {}).get("impl")
+    if isinstance(calls, GradedCalls):
+        calls.last_call = None  # a failure names this test's own adapter call, never an earlier test's
     if not graded or not per_test or per_test <= 0 or not hasattr(signal, "setitimer"):
         return (yield)
     seconds, why = _budget.limit(_current_item[0], per_test)
@@ -158,5 +191,55 @@ def pytest_runtest_call(item: pytest.Item):
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     if call.excinfo is not None and report.failed:
-        item.config.pluginmanager.get_plugin("lmgrade-recorder").note_exception(report, call.excinfo)
+        recorder = item.config.pluginmanager.get_plugin("lmgrade-recorder")
+        recorder.note_exception(report, call.excinfo)
+        if recorder.graded(item.nodeid) and call.when == "call":
+            _add_adapter_call(item, report, call.excinfo)
     return report
+
+
+def _add_adapter_call(item: pytest.Item, report: pytest.TestReport, excinfo: pytest.ExceptionInfo) -> None:
+    """The failure ends with the adapter call to reproduce it, as a student would write it."""
+    calls = getattr(item, "funcargs", {}).get("impl")
+    described = calls.last_call if isinstance(calls, GradedCalls) else None
+    if not described or isinstance(excinfo.value, NotImplementedInSubmission):
+        return
+    line = f"your adapter call: {described}"
+    if isinstance(report.longrepr, str):
+        report.longrepr += "\n" + line
+    elif hasattr(report.longrepr, "addsection"):
+        report.longrepr.addsection("to reproduce", line)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    """After the scorecard: what the visible tests earn, and how many points the hidden ones hold."""
+    line = local_estimate(config)
+    if line:
+        terminalreporter.write_line(line)
+
+
+def local_estimate(config: pytest.Config) -> str | None:
+    """None when no scorecard is printed, nothing graded ran, or hidden tests ran (their total is the grade)."""
+    recorder = config.pluginmanager.get_plugin("lmgrade-recorder")
+    if config.getoption("no_scorecard") or recorder is None or not recorder.records:
+        return None
+    rubric, ran_ids = recorder.rubric, list(recorder.records)
+    visible = [i for i in rubric.items if i.visible]
+    hidden_items = [i for i in rubric.items if not i.visible]
+    if any(i.owns(n) for i in hidden_items for n in ran_ids):
+        return None
+    # The handout's rubric lists its visible items only; it may say how many points the hidden ones hold.
+    try:
+        raw = tomllib.loads(rubric_path(config.getoption("rubric", None)).read_text())
+    except (OSError, ValueError):
+        raw = {}
+    hidden = float(raw.get("hidden_points", sum(i.points for i in hidden_items)))
+    if hidden <= 0 or not visible:
+        return None
+    scores = score_items(rubric, list(recorder.records.values()), recorder.collection_errors)
+    earned = round(sum(s.score for s in scores if s.item.visible), 2)
+    ran = sum(1 for i in visible if any(i.owns(n) for n in ran_ids))
+    partly = "" if ran == len(visible) else f" ({ran} of {len(visible)} visible items ran)"
+    return (f"visible items: {earned:g} / {sum(i.points for i in visible):g} points{partly}; "
+            f"{hidden:g} more points are in hidden tests, graded when you submit")

@@ -3,13 +3,19 @@
 - fast (default): few examples, derandomized so that a run is repeatable and the suite quick.
 - grading: derandomized and database-free, so the same submission always gets the same score.
 - thorough: many random examples, for instructors hunting for a counterexample.
+
+None of them runs Hypothesis' `explain` phase: its "these lines were always and only run by
+failing test cases" names lines of the grader (lmgrade/core/compare.py), not of the submission.
 """
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
-_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture], print_blob=False)
+# Every phase but Phase.explain, listed explicitly (see the docstring).
+PHASES = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
+
+_common = dict(deadline=None, phases=PHASES, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture], print_blob=False)
 
 PROFILES = {
     "fast": dict(max_examples=6, derandomize=True, database=None, **_common),
