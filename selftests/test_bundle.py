@@ -16,6 +16,7 @@ import pytest
 from lmgrade.outputs.bundle import build_bundle
 from lmgrade.grading.grade import PROJECT_ROOT
 from lmgrade.core.rubric import load_rubric
+from lmgrade.outputs.report import GRADESCOPE_VISIBILITY
 
 # Its module-scoped fixtures are built once: every test of this file runs on one pytest-xdist worker.
 pytestmark = pytest.mark.xdist_group("test_bundle")
@@ -103,7 +104,7 @@ def test_the_stubs_uploaded_as_top_level_files_are_graded_0_with_every_rubric_it
     assert sum(t["max_score"] for t in tests) == rubric.total
     for test, item in zip(tests, rubric.items):
         assert test["score"] == 0 and test["output"].startswith("not implemented"), test
-        assert test["visibility"] == ("visible" if item.visible else "after_published")
+        assert test["visibility"] == GRADESCOPE_VISIBILITY[item.feedback]
     assert "grading the package from submission" in proc.stdout
 
 

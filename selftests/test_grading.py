@@ -92,7 +92,7 @@ def test_gradescope_junit_and_markdown_outputs_follow_their_schemas():
     assert results["score"] == 8.0 and isinstance(results["tests"], list) and len(results["tests"]) == 3
     for test in results["tests"]:
         assert set(test) >= {"name", "score", "max_score", "status", "output", "visibility"}
-        assert test["status"] in ("passed", "failed") and test["visibility"] in ("visible", "after_published", "hidden")
+        assert test["status"] in ("passed", "failed") and test["visibility"] in ("visible", "after_due_date", "after_published", "hidden")
     suite = ET.fromstring(junit_xml(scores))
     points = {case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")} for case in suite.iter("testcase")}
     assert points["base.hidden"]["points"] == "0" and points["base.hidden"]["max_points"] == "2"

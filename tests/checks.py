@@ -18,12 +18,12 @@ import torch
 from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
-from lmgrade.core.compare import Mismatch, Tolerance, assert_close, describe_difference
+from lmgrade.core.compare import Mismatch, Tolerance, assert_close, dependence_profile, describe_difference
 from lmgrade.catalogue.diagnosis import diagnose_measurement, diagnose_outputs, explained
 from lmgrade.core.layouts import apply as apply_layout
 from lmgrade.core.layouts import broadcast_values
 from lmgrade.core.evaluation import is_weight_path, outputs_and_grads
-from lmgrade.core.outcomes import ForbiddenCall, NotImplementedInSubmission, SubmissionBroken, SubmissionCrashed
+from lmgrade.core.outcomes import ForbiddenCall, GradingTimeout, NotImplementedInSubmission, SubmissionBroken, SubmissionCrashed
 
 from .tolerances import EXACT64, property_tolerance, tolerance
 
@@ -185,6 +185,35 @@ def check_against_reference(
             error.args = (f"{error.args[0]}\n(it also differs from the composition of your own parts through your own "
                           f"adapters, so the mistake is in {fn} itself, not in a part it calls)",)
         explained(error, lambda: diagnose_outputs(oracle, fn, truth, produced, tol, wrt, cotangent_seed, dtype))
+        # Attention: which keys (SDPA: rows of V) or tokens (MHA: rows of in_features) each query's
+        # output depends on, the submission's against the reference's (queries × keys): a mask bug
+        # draws its triangle. Only for a failure that stands, and where the reference is at hand.
+        reference = getattr(oracle, "reference", None)
+        path = "V" if "V" in truth else "in_features"
+        if "attention" in fn and got is not None and reference is not None and isinstance(truth.get(path), Tensor):
+            for profile in error.profiles:
+                if profile.get("title", "").startswith(f"{fn} output") and len(profile["axes"]) == 2:
+                    profile["axes"] = ["query", "d"]
+
+            def perturbed(j):
+                if j is None:
+                    return truth
+                rows = truth[path].clone()
+                rows[..., j, :] += 1.0
+                return {**truth, path: rows}
+
+            try:
+                with torch.no_grad():
+                    dependence = dependence_profile(
+                        lambda j: getattr(impl, fn)(**on(perturbed(j), dtype, device, layout)),
+                        lambda j: getattr(reference, fn)(**perturbed(j)),
+                        (truth["Q"] if path == "V" else truth[path]).shape[-2], truth[path].shape[-2],
+                        f"{fn}: which {'keys' if path == 'V' else 'tokens'} each query uses, yours vs the reference",
+                        "query", "key" if path == "V" else "token")
+            except (*NO_RESULT, GradingTimeout):  # the probe only draws a picture; the mismatch stands either way
+                dependence = None
+            if dependence is not None:
+                error.profiles.append(dependence)
         raise
 
 

@@ -36,10 +36,12 @@ class Mismatch(AssertionError):
     first shown, and its answer is added to the message (and is `diagnosis`).
     """
 
-    def __init__(self, *args, outputs=None):
+    def __init__(self, *args, outputs=None, profiles=None):
         super().__init__(*args)
         self.outputs = outputs
         self.diagnose = None
+        # Where the error is, for pictures (error_profile, dependence_profile): small JSON-able dicts.
+        self.profiles: list[dict] = list(profiles or [])
 
     @property
     def diagnosis(self) -> str | None:
@@ -55,8 +57,8 @@ class Mismatch(AssertionError):
         text = super().__str__()
         return f"{text}\n{LIKELY_CAUSE}{self.diagnosis}" if self.diagnosis else text
 
-    def __reduce__(self):  # across processes: the message, diagnosis included
-        return (type(self), (str(self),))
+    def __reduce__(self):  # across processes: the message, diagnosis included, and the pictures' data
+        return (type(self), (str(self),), {"profiles": self.profiles})
 
 
 def _fmt_index(flat_index: int, shape: torch.Size) -> tuple[int, ...]:
@@ -123,7 +125,105 @@ def precision_hint(dtype: torch.dtype, max_rel: float, non_finite: int) -> str |
     return None
 
 
-def assert_close(got: Tensor, expected: Tensor, tol: Tolerance, what: str) -> None:
+def assert_close(got: Tensor, expected: Tensor, tol: Tolerance, what: str, axes: tuple[str, ...] | None = None) -> None:
+    """axes: names of got's dimensions (e.g. ("batch", "query", "d")), for the error profile."""
     report = describe_difference(got, expected, tol)
     if report is not None:
-        raise Mismatch(f"{what}:\n{report}")
+        profiles = []
+        try:
+            profile = error_profile(got, expected, tol, what, axes)
+            profiles = [profile] if profile else []
+        except Exception:  # a picture is a help, never a reason for the check itself to fail otherwise
+            pass
+        raise Mismatch(f"{what}:\n{report}", profiles=profiles)
+
+
+PROFILE_SIDE = 64  # an error profile has at most this many values along each of its (at most 2) axes
+
+
+def _sig(x: float) -> float | None:
+    """3 significant digits; None for NaN/Inf (JSON has no such numbers)."""
+    return float(f"{x:.3g}") if math.isfinite(x) else None
+
+
+def _pool(err: Tensor, dim: int) -> tuple[Tensor, int]:
+    """Max over bins of `dim` so that it has at most PROFILE_SIDE entries; (pooled, bin width)."""
+    n = err.shape[dim]
+    width = -(-n // PROFILE_SIDE)
+    if width == 1:
+        return err, 1
+    pad = width * -(-n // width) - n
+    moved = err.movedim(dim, -1)
+    moved = torch.nn.functional.pad(moved, (0, pad), value=0.0)
+    return moved.reshape(*moved.shape[:-1], -1, width).amax(-1).movedim(-1, dim), width
+
+
+def error_profile(got: Tensor, expected: Tensor, tol: Tolerance, what: str = "",
+                  axes: tuple[str, ...] | None = None) -> dict | None:
+    """Where |got − expected| is: the max error over all but the last two dims (one for 1-D
+    tensors), each kept dim max-pooled to at most PROFILE_SIDE values. NaN/Inf errors count as
+    infinite (stored as None). None when there is nothing to draw (a scalar, a shape mismatch)."""
+    if got.shape != expected.shape or got.dim() == 0 or got.numel() == 0:
+        return None
+    got64 = got.detach().to("cpu", torch.float64)
+    exp64 = expected.detach().to("cpu", torch.float64)
+    agree = (got64.isnan() & exp64.isnan()) | (got64 == exp64)
+    err = torch.where(agree, 0.0, torch.nan_to_num((got64 - exp64).abs(), nan=math.inf, posinf=math.inf))
+    shape = tuple(got64.shape)
+    names = list(axes) if axes and len(axes) == len(shape) else [f"dim {d}" for d in range(len(shape))]
+    keep = [d for d in range(len(shape)) if shape[d] > 1][-2:] or [len(shape) - 1]  # a dim of size 1 is no axis
+    reduced = [d for d in range(len(shape)) if d not in keep]
+    if reduced:
+        err = err.amax(dim=reduced)
+    widths = []
+    for i in range(err.dim()):
+        err, width = _pool(err, i)
+        widths.append(width)
+    finite = torch.nan_to_num(err, posinf=0.0)
+    scale = float(exp64[exp64.isfinite()].abs().max()) if exp64.isfinite().any() else 0.0
+    values = [[_sig(v) for v in row] for row in err.tolist()] if err.dim() == 2 else [_sig(v) for v in err.tolist()]
+    return {
+        "kind": "map" if err.dim() == 2 else "line",
+        "title": what,
+        "values": values,
+        "axes": [names[d] for d in keep],
+        "sizes": [shape[d] for d in keep],
+        "bins": widths,  # each value is the max over this many consecutive indices
+        "reduced": f"max |got − expected| over {', '.join(names[d] for d in reduced if shape[d] > 1)} of shape {shape}"
+        if any(shape[d] > 1 for d in reduced) else f"|got − expected|, shape {shape}",
+        "threshold": _sig(tol.atol * max(scale, 1e-30)),  # the absolute part of the tolerance
+        "max": _sig(float(finite.max())),
+    }
+
+
+def dependence_profile(run_impl, run_reference, n_queries: int, n_keys: int, what: str,
+                       query_axis: str = "query", key_axis: str = "key") -> dict | None:
+    """Which outputs depend on which inputs, the implementation's against the reference's.
+
+    run_x(j): the output (..., queries, d) with input j (a key, a token) perturbed, j=None: unperturbed.
+    The map, queries × keys: +1 where the implementation's query uses key j and the reference's
+    does not (a mask that lets the future in), −1 the other way round, 0 where they agree.
+    None when they agree everywhere (then the error is not in what each query attends to).
+    """
+    if not 0 < n_keys <= PROFILE_SIDE or not 0 < n_queries <= PROFILE_SIDE:
+        return None
+
+    def uses(run) -> Tensor:
+        base = run(None).detach().to("cpu", torch.float64)
+        changes = torch.stack([(run(j).detach().to("cpu", torch.float64) - base).abs()
+                               .movedim(-2, 0).reshape(n_queries, -1).amax(-1) for j in range(n_keys)], dim=1)
+        return changes > 1e-4 * float(changes.max()) if float(changes.max()) > 0 else changes > 0
+
+    difference = uses(run_impl).to(torch.int8) - uses(run_reference).to(torch.int8)
+    if not bool(difference.any()):
+        return None
+    return {
+        "kind": "dependence",
+        "title": what,
+        "values": difference.tolist(),
+        "axes": [query_axis, key_axis],
+        "sizes": [n_queries, n_keys],
+        "bins": [1, 1],
+        "reduced": f"+1: your {query_axis} uses this {key_axis} and the reference's does not; "
+                   f"−1: the reference's uses it and yours does not",
+    }

@@ -15,6 +15,21 @@ RUBRIC_PATH = Path(__file__).resolve().parent / "rubric.toml"
 # Named rubrics: the default one (this assignment) and CS336 assignment 1 as its handout asks.
 RUBRICS = {"default": RUBRIC_PATH, "cs336": RUBRIC_PATH.with_name("rubric_cs336.toml")}
 
+# How much of an item's result a student sees (`feedback` in the rubric), as Gradescope's test
+# `visibility`: "visible" (points and messages now), "score_only" (points now, messages never:
+# "details hidden"), "after_due_date" / "after_published" (everything, once the due date has
+# passed / the grades are published). Hidden items never show inputs, whatever the level: their
+# messages are a category of failure (recorder.classify), and they carry no error profile.
+FEEDBACK_LEVELS = ("visible", "score_only", "after_due_date", "after_published")
+# Default: visible items "visible"; hidden items "after_due_date": they are there to catch what the
+# visible tests miss, so showing which one failed before the deadline would let a student probe
+# them submission by submission, while after it (late days included) the result is worth learning from.
+DEFAULT_FEEDBACK = {True: "visible", False: "after_due_date"}
+
+
+class RubricError(ValueError):
+    """A rubric file that cannot be used as it is."""
+
 
 @dataclass(frozen=True)
 class Item:
@@ -29,6 +44,19 @@ class Item:
     builds_on: tuple[str, ...] = ()
     # Substrings of test names this item leaves out (the cs336 rubric leaves out ignore_index).
     exclude: tuple[str, ...] = ()
+    # What a student sees of this item (FEEDBACK_LEVELS); None: DEFAULT_FEEDBACK[visible].
+    feedback: str | None = None
+
+    def __post_init__(self):
+        if self.feedback is None:
+            object.__setattr__(self, "feedback", DEFAULT_FEEDBACK[self.visible])
+        elif self.feedback not in FEEDBACK_LEVELS:
+            raise RubricError(f"item {self.id!r}: feedback = {self.feedback!r} is not one of {list(FEEDBACK_LEVELS)}")
+
+    @property
+    def details_shown(self) -> bool:
+        """Whether a student ever sees this item's messages (and, if visible, its pictures)."""
+        return self.feedback != "score_only"
 
     def owns(self, nodeid: str) -> bool:
         if any(word in nodeid.split("::")[-1] for word in self.exclude):
@@ -67,21 +95,32 @@ def rubric_path(name_or_path: str | Path | None = None) -> Path:
     return path
 
 
+ITEM_KEYS = {"id", "title", "points", "visible", "tests", "builds_on", "exclude", "feedback"}
+
+
+def _item(raw: dict) -> Item:
+    unknown = sorted(set(raw) - ITEM_KEYS)
+    if unknown:  # a misspelt `feedback` would silently leave the default
+        raise RubricError(f"item {raw.get('id', '?')!r}: unknown key(s) {unknown}; known: {sorted(ITEM_KEYS)}")
+    return Item(
+        id=raw["id"],
+        title=raw.get("title", raw["id"]),
+        points=float(raw["points"]),
+        visible=bool(raw.get("visible", True)),
+        tests=tuple(raw["tests"]),
+        builds_on=tuple(raw.get("builds_on", ())),
+        exclude=tuple(raw.get("exclude", ())),
+        feedback=raw.get("feedback"),
+    )
+
+
 def load_rubric(name_or_path: str | Path | None = None) -> Rubric:
     path = rubric_path(name_or_path)
     data = tomllib.loads(Path(path).read_text())
-    items = tuple(
-        Item(
-            id=raw["id"],
-            title=raw.get("title", raw["id"]),
-            points=float(raw["points"]),
-            visible=bool(raw.get("visible", True)),
-            tests=tuple(raw["tests"]),
-            builds_on=tuple(raw.get("builds_on", ())),
-            exclude=tuple(raw.get("exclude", ())),
-        )
-        for raw in data["items"]
-    )
+    try:
+        items = tuple(_item(raw) for raw in data["items"])
+    except RubricError as error:
+        raise RubricError(f"rubric {path}: {error}") from None
     return Rubric(total=float(data["total"]), items=items, name=data.get("name", path.stem),
                   title=data.get("title", ""), time_budget_seconds=float(data.get("time_budget_seconds", 900)),
                   not_counted=tuple(data.get("not_counted", ())))

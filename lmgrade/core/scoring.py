@@ -19,6 +19,8 @@ class TestRecord:
     outcome: str
     message: str = ""  # full message, for visible items
     category: str = ""  # short kind of failure, safe to show for hidden items
+    # Pictures' data (compare.error_profile, compare.dependence_profile): visible items only.
+    profiles: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -11,9 +11,16 @@ from lmgrade.core.compare import LIKELY_CAUSE, Mismatch
 from lmgrade.core.outcomes import ForbiddenCall, GradingTimeout, NotImplementedInSubmission, SubmissionBroken, SubmissionCrashed
 from lmgrade.outputs.report import scorecard_text
 from lmgrade.core.rubric import load_rubric
-from lmgrade.core.scoring import ERROR, FAILED, NOT_IMPLEMENTED, PASSED, SKIPPED, TIMEOUT, TestRecord, score_items
+from lmgrade.core.scoring import ERROR, FAILED, NOT_IMPLEMENTED, PASSED, SKIPPED, TIMEOUT, TestRecord, function_of, score_items
 
 MAX_MESSAGE = 2500
+MAX_PROFILES = 3  # error pictures kept per test record
+
+
+def profiles_of(excinfo: pytest.ExceptionInfo) -> list[dict]:
+    """The pictures' data a failed comparison carries (compare.Mismatch.profiles)."""
+    error = excinfo.value
+    return list(getattr(error, "profiles", None) or [])[:MAX_PROFILES] if isinstance(error, Mismatch) else []
 
 
 def classify(excinfo: pytest.ExceptionInfo, item_id: str | None = None) -> tuple[str, str, str]:
@@ -68,6 +75,8 @@ class Recorder:
         self.records: dict[str, TestRecord] = {}
         self.collection_errors: dict[str, str] = {}
         self._failures: dict[str, tuple[str, str, str]] = {}
+        self._profiles: dict[str, list[dict]] = {}
+        self._pictured: set[str] = set()  # test functions whose first failing case has its pictures
 
     def graded(self, nodeid: str) -> bool:
         return self.rubric.item_of(nodeid) is not None
@@ -76,6 +85,14 @@ class Recorder:
         owner = self.rubric.item_of(report.nodeid)
         outcome, message, category = classify(excinfo, owner.id if owner else None)
         self._failures[report.nodeid] = (outcome, _trim(message), category)
+        # Pictures show where the error is in a tensor: for visible items whose details are shown
+        # only (a hidden item's picture would reveal the shapes of its inputs), and for the first
+        # failing case of each test function only (the outcome file stays small).
+        if owner is not None and owner.visible and owner.details_shown and function_of(report.nodeid) not in self._pictured:
+            profiles = profiles_of(excinfo)
+            if profiles:
+                self._profiles[report.nodeid] = profiles
+                self._pictured.add(function_of(report.nodeid))
         if outcome in (NOT_IMPLEMENTED, TIMEOUT):
             report.longrepr = f"{outcome}: {message}"
 
@@ -97,7 +114,7 @@ class Recorder:
                     report.nodeid, (FAILED, _trim(str(report.longrepr)), "failed"))
                 if report.when == "setup" and outcome == FAILED:
                     outcome, category = ERROR, "the test could not start: " + (message.splitlines() or ["?"])[0][:200]
-                record = TestRecord(report.nodeid, outcome, message, category)
+                record = TestRecord(report.nodeid, outcome, message, category, self._profiles.pop(report.nodeid, []))
             self.records[report.nodeid] = record
         elif report.when == "teardown" and report.failed and report.nodeid in self.records:
             self.records[report.nodeid].outcome = ERROR
