@@ -20,6 +20,7 @@ import pytest
 import torch
 from _pytest._code.code import Traceback
 
+from lmgrade.core.hints import hint_for
 from lmgrade.core.outcomes import GradingTimeout, NotImplementedInSubmission
 from lmgrade.core.profiles import DEFAULT_PROFILE, register_profiles
 from lmgrade.core.rubric import rubric_path
@@ -195,7 +196,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         recorder.note_exception(report, call.excinfo)
         if recorder.graded(item.nodeid) and call.when == "call":
             _add_adapter_call(item, report, call.excinfo)
+            _add_hint(recorder.rubric.item_of(item.nodeid).id, report, call.excinfo)
     return report
+
+
+def _add_hint(item_id: str, report: pytest.TestReport, excinfo: pytest.ExceptionInfo) -> None:
+    """The failure of a test shows its item's hint (tests/test_<component>.py: HINT)."""
+    hint = hint_for(item_id)
+    if hint and not isinstance(excinfo.value, NotImplementedInSubmission):
+        report.sections.append(("hint", hint))
 
 
 def _add_adapter_call(item: pytest.Item, report: pytest.TestReport, excinfo: pytest.ExceptionInfo) -> None:

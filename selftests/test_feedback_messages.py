@@ -184,3 +184,24 @@ def test_a_handout_run_ends_with_the_visible_points_and_the_hidden_ones(tmp_path
     assert proc.returncode == 0, out
     assert "visible items: 3 / 3 points; 54 more points are in hidden tests, graded when you submit" in out, out
     assert out.index("lmgrade scorecard") < out.index("visible items:")
+
+
+def test_a_failure_shows_its_items_hint_in_pytest_and_in_the_reports(tmp_path):
+    """The HINT of tests/test_softmax.py follows a softmax failure: in pytest's output, in results.json and in
+    the Markdown report; an item that is only not implemented gets no hint (there is nothing to interpret)."""
+    from lmgrade.core.hints import hint_for
+    from lmgrade.grading.grade import Selection, grade
+    from lmgrade.outputs.report import gradescope_results, markdown_report
+
+    hint = hint_for("softmax")
+    assert hint and "?" in hint and hint_for("softmax.hidden") == hint
+    submission = _softmax_submission(tmp_path, "softmax_over_last_dim_always")
+    proc = run(["-m", "pytest", "tests/test_softmax.py", "-x", "-q", "-p", "no:cacheprovider", f"--submission={submission}"])
+    assert "hint" in proc.stdout and hint.splitlines()[-1] in proc.stdout, proc.stdout[-3000:]
+    result = grade(Selection(submission=str(submission)), tests=["tests/test_softmax.py", "tests/test_linear.py"], profile="fast")
+    softmax = next(s for s in result.scores if s.item.id == "softmax")
+    assert softmax.score < softmax.max_score
+    output = next(t["output"] for t in gradescope_results(result.scores)["tests"] if t["name"].startswith("softmax:"))
+    assert f"Hint: {hint}" in output and f"Hint: {hint}" in markdown_report(result.scores, "r", with_pictures=False)
+    stubbed = grade(Selection(impl="student"), tests=["tests/test_softmax.py"], profile="fast")
+    assert all("Hint:" not in t["output"] for t in gradescope_results(stubbed.scores)["tests"])

@@ -10,7 +10,8 @@ import html
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from lmgrade.core.scoring import ItemScore
+from lmgrade.core.hints import hint_for
+from lmgrade.core.scoring import FAILED, ItemScore
 from lmgrade.outputs import pictures
 
 DETAILS_HIDDEN = "details hidden"
@@ -24,10 +25,14 @@ PICTURES_PER_ITEM = 3
 
 
 def shown_reason(s: ItemScore) -> str:
-    """What a student may read of why the item lost points ("" when it did not)."""
+    """What a student may read of why the item lost points ("" when it did not), and the item's hint
+    (what such a failure usually means, and a question to ask yourself: lmgrade/core/hints.py)."""
     if not s.reason:
         return ""
-    return s.reason if s.item.details_shown else DETAILS_HIDDEN
+    if not s.item.details_shown:
+        return DETAILS_HIDDEN
+    hint = hint_for(s.item.id) if any(r.outcome == FAILED for r in s.records) else None  # a wrong result, not a stub
+    return s.reason + (f"\n\nHint: {hint}" if hint else "")
 
 
 def _tags(s: ItemScore) -> str:
@@ -140,7 +145,7 @@ def markdown_report(scores: Sequence[ItemScore], title: str, notes: Sequence[str
         lines += ["", "## What to look at", ""]
         for s in details:
             when = f" ({WHEN_SHOWN[s.item.feedback]})" if s.item.feedback in WHEN_SHOWN else ""
-            lines += [f"### {s.item.id}: {s.item.title}{when}", "", "```", s.reason.strip(), "```", ""]
+            lines += [f"### {s.item.id}: {s.item.title}{when}", "", "```", shown_reason(s).strip(), "```", ""]
             for caption, png in item_pictures(s) if draw else []:
                 lines += [f"![where the error is: {caption}]({pictures.data_uri(png)})", ""]
     return "\n".join(lines) + "\n"
@@ -177,7 +182,7 @@ def html_report(scores: Sequence[ItemScore], title: str, notes: Sequence[str] = 
         out.append("<h2>What to look at</h2>")
     for s in details:
         when = f" ({WHEN_SHOWN[s.item.feedback]})" if s.item.feedback in WHEN_SHOWN else ""
-        out += [f"<h3>{e(s.item.id)}: {e(s.item.title + when)}</h3>", f"<pre>{e(s.reason.strip())}</pre>"]
+        out += [f"<h3>{e(s.item.id)}: {e(s.item.title + when)}</h3>", f"<pre>{e(shown_reason(s).strip())}</pre>"]
         for caption, png in item_pictures(s) if draw else []:
             out.append(f'<figure><img alt="where the error is" src="{pictures.data_uri(png)}">'
                        f"<figcaption>where the error is: {e(caption)}</figcaption></figure>")
