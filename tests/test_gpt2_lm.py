@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from . import compositions
 from .checks import assert_unchanged, call_or_own_parts, check_against_reference, on, property_or_own_parts
-from .strategies import GPT2_CONFIGS, gpt2_cases, gpt2_weights, layouts, randint
+from .strategies import GPT2_CONFIGS, gpt2_cases, gpt2_weights, layouts, randint, randn
 
 # Shown with a failure of this file's tests: what it usually means, and a question to ask yourself.
 HINT = (
@@ -26,16 +26,18 @@ def gpt2_args(config, batch, seq, seed):
                 in_indices=randint(config.vocab_size, (batch, seq), seed + 100))
 
 
-def gpt2_wrt(config):
-    return [f"weights/{name}" for name in gpt2_weights(config, 0)]
-
-
 FIXED = [(GPT2_CONFIGS[0], 3, 16, 0), (GPT2_CONFIGS[1], 2, 7, 1), (GPT2_CONFIGS[1], 1, 1, 2)]
 
 
 def gpt2_property(impl, check, calls):
-    """A property of the GPT-2 LM; if it fails where the LM equals the composition of its own parts, a part pays."""
-    property_or_own_parts(check, impl, "run_gpt2_lm", compositions.gpt2_lm_from_parts, calls, "gpt2_lm")
+    """A property of the GPT-2 LM; if it fails where the LM equals the composition of its own parts, or where your
+    causal attention (whose mask GPT-2 shares) is wrong on its own, a part pays."""
+    try:
+        property_or_own_parts(check, impl, "run_gpt2_lm", compositions.gpt2_lm_from_parts, calls, "gpt2_lm")
+    except AssertionError:
+        if own_causal_attention_is_wrong(impl):
+            return
+        raise
 
 
 @given(case=gpt2_cases(), layout=layouts)
@@ -114,5 +116,32 @@ def test_gpt2_head_is_the_token_embedding_matrix(impl, case):
 def test_gpt2_matches_reference_on_fixed_cases(impl, oracle, device, config, batch, seq, seed):
     """Logits and gradients w.r.t. every weight (the tied wte gets the embedding's and the head's part) equal the
     reference's, or GPT-2's composition of your own LayerNorm, GELU and attention."""
-    check_against_reference(impl, oracle, "run_gpt2_lm", gpt2_args(config, batch, seq, seed), wrt=gpt2_wrt(config),
-                            component="gpt2_lm", device=device, composition=compositions.gpt2_lm_from_parts)
+    check_gpt2_against_reference(impl, oracle, gpt2_args(config, batch, seq, seed), device)
+
+
+def check_gpt2_against_reference(impl, oracle, args, device, layout="contiguous"):
+    """Logits and gradients equal the reference's, or GPT-2's composition of your own parts; excused where your
+    causal multi-head attention (whose mask GPT-2 shares) is wrong on its own: charged in the attention item."""
+    try:
+        check_against_reference(impl, oracle, "run_gpt2_lm", args, wrt=[f"weights/{name}" for name in args["weights"]], component="gpt2_lm", device=device,
+                                layout=layout, composition=compositions.gpt2_lm_from_parts)
+    except AssertionError:
+        if own_causal_attention_is_wrong(impl):
+            return
+        raise
+
+
+def own_causal_attention_is_wrong(impl) -> bool:
+    """Your causal multi-head attention vs the composition of your own Linear and scaled dot-product attention
+    under the SPEC causal mask (a crash is no excuse)."""
+    d_model, heads, seq = 16, 2, 5
+    weights = [randn((d_model, d_model), 50 + k, d_model**-0.5) for k in range(4)]
+    x = randn((2, seq, d_model), 54)
+    args = on(dict(d_model=d_model, num_heads=heads, q_proj_weight=weights[0], k_proj_weight=weights[1],
+                   v_proj_weight=weights[2], o_proj_weight=weights[3], in_features=x))
+    try:
+        got = impl.run_multihead_self_attention(**args)
+        own = compositions.multihead_self_attention(impl, **args)
+    except Exception:  # noqa: BLE001
+        return False
+    return not torch.allclose(got.double().cpu(), own.double().cpu(), rtol=1e-4, atol=1e-5)
