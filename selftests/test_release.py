@@ -43,7 +43,7 @@ def handout(tmp_path_factory) -> Path:
     shutil.copytree(PROJECT_ROOT / "reference", folder / "reference_submission" / "student",
                     ignore=shutil.ignore_patterns("__pycache__"))
     out = folder / "handout"
-    summary = build_handout(out)
+    summary = build_handout(out, bugs=[])  # the bugs' measurement runs: selftests/test_offline_diagnosis.py
     assert summary.snapshot_cases > 0
     return out
 
@@ -182,6 +182,9 @@ def test_the_handout_grades_the_stubs_as_not_implemented(handout, tmp_path):
     assert len(card) == len(rubric.items)
     for line, item in zip(card, rubric.items):
         assert line.split()[:4] == [item.id, "0.00", "/", f"{item.points:g}"] and "not implemented" in line, line
+    hidden = sum(i.points for i in load_rubric().items if not i.visible)  # the instructor's rubric
+    assert (f"visible items: 0 / {rubric.total:g} points; {hidden:g} more points are in hidden tests, graded when you "
+            "submit") in proc.stdout, proc.stdout[-1500:]
 
 
 # (d) -------------------------------------------------------------------------------------------

@@ -6,15 +6,20 @@ float64. If the output under test agrees with one of them within the test's tole
 failure message says so, in the words of the catalogue ("RMSNorm adds eps after the square
 root instead of inside it"). Hidden items get that sentence and nothing about the inputs.
 
-Instructor side only: the catalogue and the reference stay with the instructor, so with the
-handout's snapshot oracle every function here quietly finds nothing. A diagnosis never
-fails a test on its own, never raises, and runs only once a test has already failed, when its
-message is first shown (so Hypothesis does not pay for it while it shrinks).
+The catalogue and the reference stay with the instructor. The handout instead ships what every
+candidate bug produced on its visible cases and at its measurement sites (recorded by
+`lmgrade release`, lmgrade/catalogue/recording.py), as data: its snapshot oracle carries them
+(`oracle.offline`, lmgrade/core/offline_diagnoses.py) and the same rules run on them, so a
+visible test's failure is named as the grader names it; a case or site that was not recorded
+quietly finds nothing. A diagnosis never fails a test on its own, never raises, and runs only
+once a test has already failed, when its message is first shown (so Hypothesis does not pay
+for it while it shrinks).
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +30,8 @@ import torch
 from torch import Tensor
 
 from lmgrade.core.evaluation import map_tensors, outputs_and_grads
+from lmgrade.core.offline_diagnoses import site_key
+from lmgrade.core.oracle import case_key
 from lmgrade.core.parts import COMPONENT_OF
 from lmgrade.core.compare import LIKELY_CAUSE, Mismatch, Tolerance, describe_difference  # noqa: F401  (LIKELY_CAUSE: re-exported)
 
@@ -74,10 +81,25 @@ def candidate_groups(fn: str, dtype: torch.dtype | None = None, own: str | None 
 def diagnose_exception(item_id: str | None, message: str) -> str | None:
     """The description of a catalogued bug of the item's component that raises this error."""
     found = _catalogue()
-    if found is None or not item_id or not message:
+    if not item_id or not message:
         return None
-    matches = [b.description for b in found[0] if b.raises and component(b.item) == component(item_id) and b.raises in message]
+    if found is None:  # the handout: the shipped table of (component, error text, bug)
+        offline = _shipped()
+        matches = offline.raised(component(item_id), message) if offline is not None else []
+    else:
+        matches = [b.description for b in found[0] if b.raises and component(b.item) == component(item_id) and b.raises in message]
     return " — or equally — ".join(dict.fromkeys(matches)) or None
+
+
+@functools.cache
+def _shipped():
+    """The handout's recorded bug outputs (lmgrade/core/offline_diagnoses.py), or None."""
+    try:
+        from lmgrade.core.oracle import SnapshotOracle
+
+        return SnapshotOracle().offline
+    except Exception:
+        return None
 
 
 class _Materialised:
@@ -142,10 +164,12 @@ def _agrees(got: dict[str, Tensor], expected: dict[str, Tensor] | None, tol: Tol
 
 
 def _first_matches(oracle, fn: str, agrees: Callable[[Any], bool], dtype: torch.dtype | None = None,
-                   own: str | None = None) -> str | None:
-    if not getattr(oracle, "diagnoses", False):  # the snapshot oracle of the handout: no catalogue, no diagnosis
+                   own: str | None = None, groups=None) -> str | None:
+    """The first group (live: catalogued_bugs; offline: `groups` of (description, recorded handle)) with a
+    bug that agrees, its matching descriptions joined."""
+    if not getattr(oracle, "diagnoses", False):  # no catalogue and nothing recorded: no diagnosis
         return None
-    for group in catalogued_bugs(fn, dtype, own):
+    for group in (groups if groups is not None else catalogued_bugs(fn, dtype, own)):
         matches = [description for description, bound in group if agrees(bound)]
         if matches:
             return " — or equally — ".join(dict.fromkeys(matches))
@@ -178,17 +202,22 @@ def diagnose_outputs(
         right = oracle.expected(fn, args, wrt, cotangent_seed)
     except Exception:
         return None
+    offline, groups = getattr(oracle, "offline", None), None
+    if offline is not None:  # the handout: the bugs' outputs recorded on this very case
+        key = case_key(fn, args, wrt, cotangent_seed)
+        groups = [[(offline.descriptions[int(i)], i) for i in group] for group in offline.output_groups(fn, dtype)]
 
     def agrees(bound) -> bool:
         for run_dtype in run_dtypes:
-            values = _values_of(bound, fn, args, wrt, cotangent_seed, run_dtype)
+            values = (offline.outputs(key, run_dtype, bound, right) if offline is not None
+                      else _values_of(bound, fn, args, wrt, cotangent_seed, run_dtype))
             # A bug explains the output only where it differs from the reference itself.
             if _agrees(got, values, tol) and not _agrees(values, right, tol):
                 return True
         return False
 
     try:
-        return _first_matches(oracle, fn, agrees, dtype)
+        return _first_matches(oracle, fn, agrees, dtype, groups=groups)
     except Exception:
         return None
 
@@ -201,17 +230,38 @@ def diagnose_measurement(oracle, fn: str, measure: Callable[[Any], Any], got: An
     A bug that measures the same as the reference (`oracle.reference`) explains nothing.
     """
 
+    offline = getattr(oracle, "offline", None)
+    if offline is not None:  # the handout: what each bug measured at this site, recorded at release
+        def agrees_offline(encoded) -> bool:  # bugs that measure the same as the reference were left out
+            try:
+                return bool(same(got, offline.value(encoded)))
+            except Exception:
+                return False
+
+        try:
+            groups, values = offline.measured(site_key(fn, own, measure))
+            return _first_matches(oracle, fn, agrees_offline, groups=[
+                [(offline.descriptions[int(i)], values[i]) for i in group if i in values] for group in groups])
+        except Exception:
+            return None
+
     def agrees(bound) -> bool:
         try:
             return bool(same(got, measure(bound))) and not bool(same(right, measure(bound)))
         except Exception:
             return False
 
+    for hook in MEASUREMENT_HOOKS:  # `lmgrade release` records every candidate's measurement here
+        hook(oracle, fn, measure, same, own)
     try:
         right = measure(oracle.reference)
         return _first_matches(oracle, fn, agrees, own=own)
     except Exception:
         return None
+
+
+# Called as hook(oracle, fn, measure, same, own) before a live measurement diagnosis (lmgrade/catalogue/recording.py).
+MEASUREMENT_HOOKS: list = []
 
 
 def explained(error: Mismatch, diagnose: Callable[[], str | None]) -> Mismatch:

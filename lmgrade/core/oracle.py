@@ -177,15 +177,25 @@ SNAPSHOT_PATH = PROJECT_ROOT / "tests" / "data" / "reference_outputs.safetensors
 
 
 class SnapshotOracle:
-    """Expected values shipped with the student handout, keyed by `case_key`."""
+    """Expected values shipped with the student handout, keyed by `case_key`.
 
-    diagnoses = False  # the handout has no bug catalogue
+    With them ships what the catalogued bugs produce on the same cases (`offline`, see
+    lmgrade/core/offline_diagnoses.py), so a failure is diagnosed as the grader would: `diagnoses`.
+    """
 
     def __init__(self, path: Path = SNAPSHOT_PATH):
         from safetensors.torch import load_file
 
+        from lmgrade.core.offline_diagnoses import BUG_OUTPUTS_NAME, BugData
+
         self.path = path
         self.tensors = load_file(str(path)) if path.exists() else {}
+        bugs = Path(path).parent / BUG_OUTPUTS_NAME
+        try:
+            self.offline = BugData.load(bugs) if bugs.exists() else None
+        except Exception:  # an unreadable file: no diagnosis, never a failed test
+            self.offline = None
+        self.diagnoses = self.offline is not None
 
     def expected(self, fn: str, args: dict, wrt: Sequence[str] = (), cotangent_seed: int = 0) -> dict[str, Tensor]:
         key = case_key(fn, args, wrt, cotangent_seed)
@@ -196,6 +206,11 @@ class SnapshotOracle:
                 "the visible tests must stay as they were handed out"
             )
         return found
+
+
+# Called as hook(oracle, fn, args, wrt, cotangent_seed, expected) for every case a RecordingOracle answers
+# (lmgrade/catalogue/recording.py records the catalogued bugs' outputs on it).
+RECORD_HOOKS: list = []
 
 
 class RecordingOracle(LiveOracle):
@@ -210,6 +225,9 @@ class RecordingOracle(LiveOracle):
     def expected(self, fn, args, wrt=(), cotangent_seed=0):
         result = super().expected(fn, args, wrt, cotangent_seed)
         key = case_key(fn, args, wrt, cotangent_seed)
+        if not any(name.startswith(key + "/") for name in self.saved):
+            for hook in RECORD_HOOKS:
+                hook(self, fn, args, wrt, cotangent_seed, result)
         for name, tensor in result.items():
             self.saved[f"{key}/{name}"] = tensor.detach().contiguous()
         return result

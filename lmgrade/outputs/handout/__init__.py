@@ -3,6 +3,7 @@
 The handout holds what a student needs to implement the stubs and grade them with `pytest`:
 
     student/  adapters/  tests/ (without tests/hidden/)  tests/data/reference_outputs.safetensors
+    tests/data/bug_outputs.safetensors (what the catalogued bugs give on the same cases: offline diagnosis)
     lmgrade/ (the grader runtime, minus the instructor-only modules)  conftest.py
     pyproject.toml  README.md
 
@@ -28,10 +29,17 @@ from lmgrade.outputs.handout.leaks import (
     scan_for_pickles,
     scan_for_reference_code,
 )
-from lmgrade.outputs.handout.snapshots import SNAPSHOT_RELPATH, record_snapshots, visible_test_files, write_oracle_only_plugin
+from lmgrade.outputs.handout.snapshots import (
+    BUG_OUTPUTS_RELPATH,
+    SNAPSHOT_RELPATH,
+    record_bug_measurements,
+    record_snapshots,
+    visible_test_files,
+    write_oracle_only_plugin,
+)
 
 __all__ = [
-    "INSTRUCTOR_ONLY", "PROJECT_ROOT", "SNAPSHOT_RELPATH", "HandoutSummary", "ReleaseError", "build_handout", "check_handout",
-    "forbidden_reference_lines", "leaked_paths", "record_snapshots", "scan_for_pickles", "scan_for_reference_code",
+    "BUG_OUTPUTS_RELPATH", "INSTRUCTOR_ONLY", "PROJECT_ROOT", "SNAPSHOT_RELPATH", "HandoutSummary", "ReleaseError", "build_handout", "check_handout",
+    "forbidden_reference_lines", "leaked_paths", "record_bug_measurements", "record_snapshots", "scan_for_pickles", "scan_for_reference_code",
     "student_pyproject", "visible_rubric_toml", "visible_test_files", "write_oracle_only_plugin",
 ]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lmgrade.outputs.handout.files import PROJECT_ROOT, README_TEMPLATE, ReleaseError, copy_tree, student_pyproject, student_readme, visible_rubric_toml
 from lmgrade.outputs.handout.leaks import CS336_RUBRIC_RELPATH, INSTRUCTOR_ONLY, RUBRIC_RELPATH, check_handout, files_changed_since_copy
-from lmgrade.outputs.handout.snapshots import SNAPSHOT_RELPATH, record_snapshots
+from lmgrade.outputs.handout.snapshots import BUG_OUTPUTS_RELPATH, SNAPSHOT_RELPATH, record_bug_measurements, record_snapshots
 
 
 @dataclass
@@ -21,12 +21,20 @@ class HandoutSummary:
     snapshot_tensors: int
     reference_tests_passed: int
     seconds: float
+    bug_outputs_bytes: int = 0
+    measurement_sites: int = 0
 
 
-def build_handout(out_dir: Path, project_root: Path = PROJECT_ROOT, snapshots: Path | None = None) -> HandoutSummary:
+def build_handout(out_dir: Path, project_root: Path = PROJECT_ROOT, snapshots: Path | None = None,
+                  bugs: list[str] | None = None, all_tests: bool = True, keep_json: Path | None = None,
+                  bug_outputs: Path | None = None) -> HandoutSummary:
     """Write the student handout into out_dir (which must not exist or be empty).
 
-    `snapshots`: an already recorded reference_outputs.safetensors to reuse (else recorded now).
+    `snapshots`: an already recorded reference_outputs.safetensors to reuse (else recorded now,
+    with the catalogued bugs' outputs on its cases; `bug_outputs`: those to reuse with it). `bugs`: the bugs (names) whose visible tests run
+    once each to record the measurements their failures reach, and the reference outputs only a
+    failure asks for (None: every bug; [] none); all_tests=False runs only the files holding a
+    measurement site; keep_json keeps each run's outcomes (see lmgrade/catalogue/record_runs.py).
     """
     start = time.perf_counter()
     out_dir = Path(out_dir).resolve()
@@ -52,12 +60,19 @@ def build_handout(out_dir: Path, project_root: Path = PROJECT_ROOT, snapshots: P
         (stage / ".gitignore").write_text("__pycache__/\n*.egg-info/\n.venv/\n.hypothesis/\n.pytest_cache/\n")
 
         snapshot_path = stage / SNAPSHOT_RELPATH
+        measured = {"sites": 0}
         if snapshots is not None:
             snapshot_path.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(snapshots, snapshot_path)
+            if bug_outputs is not None:
+                shutil.copy2(bug_outputs, stage / BUG_OUTPUTS_RELPATH)
             recorded = {"cases": -1, "tensors": -1, "passed": -1}
         else:
-            recorded = record_snapshots(snapshot_path, project_root)
+            recorded = record_snapshots(snapshot_path, project_root, bug_outputs=stage / BUG_OUTPUTS_RELPATH)
+        if (bugs is None or bugs) and (snapshots is None or bug_outputs is not None):
+            measured = record_bug_measurements(stage / BUG_OUTPUTS_RELPATH, project_root, bugs, all_tests, keep_json,
+                                               snapshots=snapshot_path)
+        bug_bytes = (stage / BUG_OUTPUTS_RELPATH).stat().st_size if (stage / BUG_OUTPUTS_RELPATH).exists() else 0
 
         changed = files_changed_since_copy(stage, project_root, ("tests", "student", "adapters", "lmgrade"))
         if changed:
@@ -70,7 +85,8 @@ def build_handout(out_dir: Path, project_root: Path = PROJECT_ROOT, snapshots: P
             shutil.move(str(entry), out_dir / entry.name)
 
     summary = HandoutSummary(out_dir, visible_total, recorded["cases"], recorded["tensors"], recorded["passed"],
-                             round(time.perf_counter() - start, 1))
+                             round(time.perf_counter() - start, 1), bug_bytes, measured["sites"])
     print(f"handout written to {out_dir} in {summary.seconds:.0f} s: visible total {visible_total:g} points, "
-          f"{summary.snapshot_cases} reference cases recorded; no reference code, no hidden tests, no pickles")
+          f"{summary.snapshot_cases} reference cases recorded, the catalogued bugs' outputs on them and at "
+          f"{summary.measurement_sites} measurement sites ({bug_bytes / 1e6:.1f} MB); no reference code, no hidden tests, no pickles")
     return summary

@@ -51,6 +51,10 @@ def _toml_value(value) -> str:
     raise TypeError(f"cannot write {value!r} as TOML")
 
 
+def _whole(x: float) -> float | int:
+    return int(x) if x == int(x) else x
+
+
 def visible_rubric_toml(rubric_path: Path = RUBRIC_PATH) -> tuple[str, float]:
     """The rubric restricted to its visible items, with total = their sum; and that total."""
     data = tomllib.loads(Path(rubric_path).read_text())
@@ -68,6 +72,8 @@ def visible_rubric_toml(rubric_path: Path = RUBRIC_PATH) -> tuple[str, float]:
         "# - The hidden items (graded by your instructor, not listed here) use the same rules.",
         "",
         f"total = {_toml_value(total if total != int(total) else int(total))}",
+        "# The points of the hidden items: pytest's last line says how many exist beyond the visible ones.",
+        f"hidden_points = {_toml_value(_whole(sum(float(raw['points']) for raw in data['items'] if not raw.get('visible', True))))}",
     ]
     for raw in items:
         lines += ["", "[[items]]"]

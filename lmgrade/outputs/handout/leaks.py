@@ -11,13 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from lmgrade.outputs.handout.files import PROJECT_ROOT, ReleaseError
-from lmgrade.outputs.handout.snapshots import SNAPSHOT_RELPATH
+from lmgrade.outputs.handout.snapshots import BUG_OUTPUTS_RELPATH, SNAPSHOT_RELPATH
 
 # Parts of lmgrade (paths under lmgrade/) that stay with the instructor: they hold, quote or build
 # from reference code, or grade a whole class.
 INSTRUCTOR_ONLY = frozenset({
     "catalogue/bugs", "catalogue/variants.py", "grading/selfcheck.py", "grading/selfcheck_plugin.py", "grading/gradebook.py",
-    "outputs/handout", "outputs/bundle.py",
+    "outputs/handout", "outputs/bundle.py", "catalogue/recording.py", "catalogue/record_runs.py",
 })
 # The rubrics ship rewritten (visible items only) or not at all.
 RUBRIC_RELPATH = "core/rubric.toml"
@@ -43,13 +43,48 @@ def forbidden_reference_lines(project_root: Path = PROJECT_ROOT) -> set[str]:
 
 
 def _text_of(path: Path) -> str | None:
+    """A text file's text; a safetensors file's header (names and metadata: the bugs' descriptions)."""
     data = path.read_bytes()
+    if path.suffix == ".safetensors" and len(data) >= 8:
+        header = data[8:8 + int.from_bytes(data[:8], "little")]
+        try:
+            import json
+
+            meta = json.loads(header).get("__metadata__", {})
+            return header.decode("utf-8") + "\n" + "\n".join(
+                line for value in meta.values() for line in _json_strings(value))
+        except (ValueError, AttributeError):
+            return None
     if b"\x00" in data[:8192]:
         return None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+def _json_strings(text: str) -> list[str]:
+    """Every string inside a JSON document (one per line), else the text itself."""
+    import json
+
+    found: list[str] = []
+
+    def walk(value) -> None:
+        if isinstance(value, str):
+            found.extend(value.splitlines())
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(k)
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    try:
+        walk(json.loads(text))
+    except ValueError:
+        found.extend(text.splitlines())
+    return found
 
 
 def scan_for_reference_code(handout: Path, forbidden: set[str], shared: set[str] = frozenset()) -> list[str]:
@@ -131,7 +166,7 @@ def files_changed_since_copy(stage: Path, project_root: Path, folders: tuple[str
     for folder in folders:
         for copied in sorted((stage / folder).rglob("*")):
             relative = copied.relative_to(stage)
-            if copied.is_file() and relative not in (SNAPSHOT_RELPATH, Path("lmgrade") / RUBRIC_RELPATH):
+            if copied.is_file() and relative not in (SNAPSHOT_RELPATH, BUG_OUTPUTS_RELPATH, Path("lmgrade") / RUBRIC_RELPATH):
                 original = project_root / relative
                 if not original.is_file() or original.read_bytes() != copied.read_bytes():
                     changed.append(str(relative))
