@@ -94,8 +94,7 @@ def profile_png(profile: dict) -> bytes:
             colorbar.ax.set_yticklabels(["reference only", "agree", "yours only"], fontsize=7)
         else:
             masked = np.ma.masked_invalid(values)
-            cmap = plt.get_cmap("viridis").copy()
-            cmap.set_bad("magenta")  # NaN / Inf in the output
+            cmap = plt.get_cmap("viridis").with_extremes(bad="magenta")  # NaN / Inf in the output
             image = ax.imshow(masked, cmap=cmap, vmin=0, aspect="auto", interpolation="nearest")
             fig.colorbar(image, ax=ax).set_label("max |got − expected| (magenta: NaN/Inf)", fontsize=7)
         ax.set_ylabel(_label(axes[0], sizes[0], bins[0]), fontsize=8)
