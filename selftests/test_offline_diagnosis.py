@@ -40,7 +40,7 @@ from lmgrade.outputs.handout import (
     scan_for_reference_code,
 )
 
-pytestmark = pytest.mark.xdist_group("test_offline_diagnosis")
+pytestmark = pytest.mark.xdist_group("handout")  # shares the session's handout with test_release.py
 
 def fast_bugs() -> list:
     """The handful whose measurements the session's handout records (selftests/conftest.py: HANDOUT_BUGS)."""

@@ -1,6 +1,6 @@
 """The student handout: nothing instructor-only in it, and it grades on its own, from snapshots alone.
 
-The handout is built once for this module (about 35 s: it records the reference outputs).
+The handout is built once per session (about a minute: it records the reference outputs and a few bugs' outputs).
 Its own pytest runs in a child Python started with -S: no .pth file is processed, so an
 editable install of this project (whose finder maps `reference` to this checkout) cannot
 leak the reference in; sys.path is the handout, then this interpreter's library folders,
@@ -27,25 +27,21 @@ from lmgrade.outputs.handout import (
     leaked_paths,
     scan_for_pickles,
     scan_for_reference_code,
-    build_handout,
     write_oracle_only_plugin,
 )
 from lmgrade.core.rubric import load_rubric
 
 # Its module-scoped fixtures are built once: every test of this file runs on one pytest-xdist worker.
-pytestmark = pytest.mark.xdist_group("test_release")
+# One handout serves this file and test_offline_diagnosis.py (the session fixture `released` in
+# selftests/conftest.py, about a minute to build): both files run on one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("handout")
 
 
 @pytest.fixture(scope="module")
-def handout(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("release")
-    # The reference as it is now, for (d): the one whose outputs the build is about to record.
-    shutil.copytree(PROJECT_ROOT / "reference", folder / "reference_submission" / "student",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    out = folder / "handout"
-    summary = build_handout(out, bugs=[])  # the bugs' measurement runs: selftests/test_offline_diagnosis.py
-    assert summary.snapshot_cases > 0
-    return out
+def handout(released) -> Path:
+    """The handout as `lmgrade release` builds it (with a few bugs' recorded outputs); beside it,
+    reference_submission/ holds the reference copied in as a submission, as it was when recorded (d)."""
+    return released[0]
 
 
 def library_path() -> list[str]:
