@@ -1,7 +1,7 @@
 """Part (1): the wall time, CPU time and peak memory of grading one submission (the reference).
 
 `grade(Selection(impl="reference"), profile=...)` runs the suite in a child pytest, as
-`lmgrade grade` does, with the default Hypothesis profile ("fast") and the "grading" profile,
+`lmgrade grade` does (two pytest processes sharing the tests where there are two cores), with the default Hypothesis profile ("fast") and the "grading" profile,
 each twice against a fresh oracle cache (lmgrade's CachingOracle, in a temporary directory):
 "cold", the first submission a course grades, when the reference computes every expected
 value, and "warm", every later one, when they are read back.
@@ -26,25 +26,24 @@ QUICK_GRADE_TESTS = ["tests/test_linear.py", "tests/hidden/test_linear.py", "tes
 
 def _grader():
     """lmgrade's grade() and Selection, imported when first needed (the bench runs without them for --skip-grading)."""
-    try:
-        from lmgrade.grading.grade import Selection, grade
-    except ImportError:  # the layout before lmgrade's sub-packages
-        from lmgrade.grade import Selection, grade
-    return Selection, grade
+    from lmgrade.grading.grade import Selection, default_workers, grade
+
+    return Selection, grade, default_workers
 
 
 def bench_grading(profile: str, tests: list[str] | None, cache: str, oracle_cache: Path) -> dict:
-    Selection, grade = _grader()
+    Selection, grade, default_workers = _grader()
+    workers = default_workers()  # as `lmgrade grade`: two pytest processes sharing the tests where two cores are usable
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with mock.patch.dict(os.environ, LMGRADE_ORACLE_CACHE=str(oracle_cache)):  # the grading child inherits it
-        result = grade(Selection(impl="reference"), profile=profile, tests=tests)
+        result = grade(Selection(impl="reference"), profile=profile, tests=tests, workers=workers)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    # pytest's last line, e.g. "194 passed, 148 skipped in 60.1s"
+    # each pytest process's last line, e.g. "194 passed, 148 skipped in 60.1s"
     lines = [line for line in result.log.splitlines() if re.search(r"\d+ (passed|failed|errors?)\b", line)]
-    summary = lines[-1].strip("= ") if lines else "no pytest summary"
+    summary = " + ".join(line.strip("= ") for line in lines) if lines else "no pytest summary"
     return dict(
-        profile=profile, cache=cache, tests="whole suite (tests/)" if tests is None else " ".join(tests),
+        profile=profile, cache=cache, workers=workers, tests="whole suite (tests/)" if tests is None else " ".join(tests),
         seconds=result.seconds, cpu_seconds=cpu, score=result.score, total=result.rubric.total,
         peak_rss_mib=after.ru_maxrss / 1024,  # Linux reports KiB
         pytest_exit_code=result.pytest_exit_code, summary=summary,

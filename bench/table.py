@@ -69,7 +69,7 @@ def _rows(r: dict) -> list[tuple[str, str, str, str, str]]:
               ("fast", "cold"): "grade_seconds_default_cold_cache", ("grading", "cold"): "grade_seconds_grading_profile_cold_cache"}
     for g in r["grading"]:
         judged(key_of[g["profile"], g["cache"]], f"grade, {g['profile']} profile, {g['cache']} oracle cache (wall s)", g["seconds"], ".1f",
-               f"CPU {g['cpu_seconds']:.1f} s; {g['score']:.0f}/{g['total']:.0f}; {g['summary']}")
+               f"{g.get('workers', 1)} pytest process(es); CPU {g['cpu_seconds']:.1f} s; {g['score']:.0f}/{g['total']:.0f}; {g['summary']}")
     if r["grading"]:
         rows.append(("grade, peak memory (MiB, child ru_maxrss)", f"{s['grade_peak_rss_mib']:.0f}", "-", "-",
                      "largest process of the grading tree; max over the gradings above"))

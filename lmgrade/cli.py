@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from lmgrade.core.rubric import load_rubric
-from lmgrade.grading.grade import Grade, GradingFailed, Selection, grade, grade_notes
+from lmgrade.grading.grade import Grade, GradingFailed, Selection, default_workers, grade, grade_notes
 from lmgrade.outputs.report import gradescope_results, html_report, junit_xml, markdown_report, scorecard_text
 from lmgrade.perplexity_demo import add_arguments as add_perplexity_arguments
 from lmgrade.train_demo import add_arguments as add_train_arguments
@@ -84,6 +84,8 @@ def _has_run_function(tree: ast.Module) -> bool:
 def bad_grade_input(args: argparse.Namespace) -> str | None:
     """Why `lmgrade grade` cannot grade what it was given (one line), or None. A submission that is
     there but wrong (does not import, a file with a syntax error) is graded: that is the student's score."""
+    if getattr(args, "workers", 1) < 1:
+        return f"--workers {args.workers}: needs at least 1 process"
     if args.adapters:
         path = Path(args.adapters)
         if not path.exists():
@@ -127,7 +129,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
         return 2
     selection = _selection(args)
     result = grade(selection, profile=args.profile, per_test_timeout=args.timeout, isolate=args.isolate, rubric=args.rubric,
-                   time_budget=args.time_budget, sandbox_request=args.sandbox)
+                   time_budget=args.time_budget, sandbox_request=args.sandbox, workers=args.workers)
     print(scorecard_text(result.scores, result.rubric.total))
     print(grade_notes(result))
     if result.rubric.not_counted:
@@ -188,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--junit", metavar="PATH", help="write JUnit XML (points as properties) here")
     p.add_argument("--report", metavar="PATH",
                    help="write a report here: Markdown, or a self-contained HTML page (pictures embedded) if PATH ends in .html")
+    p.add_argument("--workers", type=int, default=default_workers(), metavar="N",
+                   help="pytest processes sharing the tests, each with its own sandboxed child "
+                        "(default: 2 where there are 2 cores or more; the score does not depend on it)")
     p.set_defaults(run=cmd_grade)
 
     p = sub.add_parser("grade-all", help="grade every submission folder in DIR into one CSV gradebook")

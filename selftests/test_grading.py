@@ -122,6 +122,26 @@ def test_a_looping_test_times_out_and_the_run_goes_on(tmp_path, warm_pytest):
     assert linear.status == "not implemented"  # the file defines no run_linear: reported, not crashed
 
 
+def test_two_processes_run_every_test_once_and_score_as_one(tmp_path):
+    """workers=2 (lmgrade.grading.shard_plugin): each test runs in exactly one of the two pytest processes,
+    both take a share of the files, and the outcomes and scores are those of one process."""
+    bug = next(b for b in BUGS if b.name == "lr_warmup_off_by_one")
+    submission = str(materialise(bug, tmp_path))
+    tests = ["tests/test_get_batch.py", "tests/test_lr_schedule.py", "tests/hidden/test_lr_schedule.py", "tests/test_gradient_clipping.py"]
+    one = grade(Selection(submission=submission), profile="fast", tests=tests)
+    two = grade(Selection(submission=submission), profile="fast", tests=tests, workers=2)
+
+    def outcomes(result):
+        return [(r.nodeid, r.outcome) for s in result.scores for r in s.records]
+
+    ran_twice = [nodeid for nodeid, _ in outcomes(two) if [n for n, _ in outcomes(two)].count(nodeid) > 1]
+    assert ran_twice == []
+    assert sorted(outcomes(two)) == sorted(outcomes(one)) and any(o == "failed" for _, o in outcomes(one))
+    assert [(s.item.id, s.score) for s in two.scores] == [(s.item.id, s.score) for s in one.scores]
+    summaries = [line for line in two.log.splitlines() if " in " in line and ("passed" in line or "failed" in line)]
+    assert len(summaries) == 2, two.log[-2000:]  # both processes ran tests
+
+
 # One bug on the whole suite (selfcheck runs every bug on its own items and those built on them):
 # SwiGLU is called by the block, the LM, the cache, generation and perplexity: each keeps its points.
 @pytest.mark.parametrize("bug_name, lost", [("swiglu_w1_w3_swapped", {"swiglu", "swiglu.hidden"})])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from lmgrade.core.rubric import Rubric, load_rubric, rubric_path
 from lmgrade.sandbox import intake
 from lmgrade.sandbox import processes, tiers
 from lmgrade.core.scoring import TIMEOUT, ItemScore, TestRecord, score_items
+from lmgrade.grading.bytecode import with_bytecode_cache
 from lmgrade.grading.warm import Runner, subprocess_pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +62,53 @@ def _selectors(rubric: Rubric) -> list[str]:
     return list(dict.fromkeys(selector for item in rubric.items for selector in item.tests))
 
 
+def default_workers() -> int:
+    """Pytest processes for one grading: 2 where two cores are usable, else 1. Usable means this
+    process's CPU affinity and, in a container, its cgroup's CPU quota (os.cpu_count() counts the
+    host's cores, which a 1-CPU autograder container would otherwise oversubscribe)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, min(2, cores))
+
+
+@dataclass
+class _Shard:
+    results: Path  # its outcomes (--lmgrade-json)
+    returncode: int = 0
+    log: str = ""
+    pid: int = 0
+
+
+def _run_shards(runner: Runner, workers: int, args: list[str], env: dict[str, str], tmp: Path, timeout: float) -> list[_Shard]:
+    """Run pytest with `args` in `workers` processes at once, sharing the test files (shard_plugin)."""
+    shards = [_Shard(tmp / f"outcomes-{i}.json") for i in range(workers)]
+    claims = tmp / "claims"
+    claims.mkdir()
+
+    def run(i: int) -> None:
+        shard = shards[i]
+        shard_args = [*args, f"--lmgrade-json={shard.results}"]
+        if workers > 1:  # the first walks the files from the first, the second from the last
+            shard_args += ["-p", "lmgrade.grading.shard_plugin", f"--shard-claims={claims}",
+                           *(["--shard-from-end"] if i % 2 else [])]
+        shard.returncode, shard.log, shard.pid = runner(shard_args, env, PROJECT_ROOT, timeout)
+
+    if workers == 1:
+        run(0)
+    else:
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    return shards
+
+
 class GradingFailed(RuntimeError):
     """The grader itself could not run (not the submission's fault)."""
 
@@ -87,6 +136,7 @@ def grade(
     time_budget: float | None = None,
     sandbox_request: str | None = None,
     runner: Runner | None = None,
+    workers: int = 1,
 ) -> Grade:
     """rubric: a name ("default", "cs336") or a .toml path; the suite runs the tests it counts.
 
@@ -94,6 +144,8 @@ def grade(
     each item gets a share of it, a test past the budget or its item's share times out.
     sandbox_request: LMGRADE_SANDBOX's values (auto, tier1, tier2, none); none = --no-sandbox.
     runner: how pytest runs (default: a new process; lmgrade.grading.warm.WarmPytest: a fork of a warm one).
+    workers: pytest processes sharing the tests (lmgrade.grading.shard_plugin), each with its own child;
+    1 with a runner, which serves one run at a time. The score is the same whatever the number.
     The submission is taken in (lmgrade.sandbox.intake) to a private copy before anything runs.
     """
     rubric_file = rubric_path(rubric)
@@ -117,36 +169,45 @@ def grade(
                     Path(selection.adapters), Path(tmp) / "submission" / Path(selection.adapters).name)))
         except (intake.SubmissionRefused, OSError) as error:
             return Grade(_refused(rubric, str(error)), rubric, 0.0, 0, str(error), tier.describe(), [])
-        results_path = Path(tmp) / "outcomes.json"
         start_wall = time.time()
         args = [
             # --tb=native: the outcomes carry their own messages (the recorder), and pytest's default
             # traceback re-parses every frame's source file (ast) for each failure: most of a failing run.
-            *(tests or _selectors(rubric)), "-q", "--tb=native", "-p", "no:cacheprovider", "--no-scorecard",
-            f"--lmgrade-json={results_path}", f"--per-test-timeout={per_test_timeout}", *selection.pytest_args(),
+            # No logging plugin: it adds and removes its handlers around every test phase, and no graded
+            # outcome reads a log record.
+            *(tests or _selectors(rubric)), "-q", "--tb=native", "-p", "no:cacheprovider", "-p", "no:logging",
+            "--no-scorecard", f"--per-test-timeout={per_test_timeout}", *selection.pytest_args(),
             f"--rubric={rubric_file}", f"--lmgrade-deadline={start_wall + budget:.3f}",
             *(["--isolate"] if isolate else []), *(extra_pytest_args or []),
         ]
-        env = dict(os.environ, LMGRADE_PROFILE=profile, PYTHONDONTWRITEBYTECODE="1")
+        env = with_bytecode_cache(dict(os.environ, LMGRADE_PROFILE=profile))
         env[tiers.ENV] = _TIER_REQUEST[tier.name]  # the very tier reported here, never a silent other one
         start = time.perf_counter()
-        returncode, log, pid = (runner or subprocess_pytest)(args, env, PROJECT_ROOT, budget + BACKSTOP_SECONDS)
-        if returncode == -9:
-            log = f"the grading ran past its time budget of {budget:g} s and was stopped\n" + (log or "")[-3000:]
-        if tier.as_uid:  # the submission's processes, whatever the run left (their uids derive from the run's pid)
-            for uid in processes.uids_of_process(pid):
-                processes.kill_uid(uid)
+        shards = _run_shards(runner or subprocess_pytest, 1 if runner else max(1, workers), args, env, Path(tmp),
+                             budget + BACKSTOP_SECONDS)
         seconds = time.perf_counter() - start
-        if returncode in (3, 4) or (returncode == 2 and not results_path.exists()):
-            raise GradingFailed(f"pytest could not run the suite (exit {returncode}):\n{log[-3000:]}")
-        if results_path.exists():
-            outcome = json.loads(results_path.read_text())
-            records = [TestRecord(**r) for r in outcome["records"]]
-            collection_errors = outcome["collection_errors"]
-        else:  # the child died before writing its outcomes: nothing it ran counts
-            records, collection_errors = [], {}
+        killed = any(shard.returncode == -9 for shard in shards)
+        for shard in shards:
+            if shard.returncode == -9:
+                shard.log = f"the grading ran past its time budget of {budget:g} s and was stopped\n" + (shard.log or "")[-3000:]
+        if tier.as_uid:  # the submission's processes, whatever the run left (their uids derive from the run's pid)
+            for shard in shards:
+                for uid in processes.uids_of_process(shard.pid):
+                    processes.kill_uid(uid)
+        records, collection_errors = [], {}
+        for shard in shards:
+            if shard.returncode in (3, 4) or (shard.returncode == 2 and not shard.results.exists()):
+                raise GradingFailed(f"pytest could not run the suite (exit {shard.returncode}):\n{shard.log[-3000:]}")
+            if shard.results.exists():
+                outcome = json.loads(shard.results.read_text())
+                records += [TestRecord(**r) for r in outcome["records"]]
+                collection_errors.update(outcome["collection_errors"])
+            # else: the process died before writing its outcomes: nothing it ran counts
+        returncode = next((shard.returncode for shard in shards if shard.returncode == -9),
+                          max((shard.returncode for shard in shards), default=0))
+        log = "\n".join(shard.log for shard in shards)
     scores = score_items(rubric, records, collection_errors)
-    if returncode == -9:
+    if killed:
         for s in scores:
             if not s.records:
                 s.status, s.reason = "timeout", f"the grading ran past its time budget of {budget:g} s"

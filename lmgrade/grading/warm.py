@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from lmgrade.grading.bytecode import with_bytecode_cache
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # (pytest arguments, environment, working folder, timeout) -> (exit status or -9, output, the run's pid)
@@ -64,7 +66,7 @@ class WarmPytest:
         """profile: the Hypothesis profile of the runs it will serve (runs with another one start anew)."""
         self.project_root = Path(project_root)
         self.lock = threading.Lock()
-        self.env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", LMGRADE_PROFILE=profile)
+        self.env = with_bytecode_cache(dict(os.environ, LMGRADE_PROFILE=profile))
         self.server = subprocess.Popen([sys.executable, "-m", "lmgrade.grading.warm", str(self.project_root)],
                                        cwd=self.project_root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                        text=True, env=self.env)
@@ -117,6 +119,9 @@ def _serve(project_root: Path) -> None:
     if status != 0:
         print(json.dumps({"error": f"the suite could not be collected (pytest exit {status})"}), flush=True)
         return
+    # The suite's modules came from the bytecode cache (lmgrade.grading.bytecode) or went into it; what
+    # is imported from here on (catalogue variants, submissions, in temporary folders) is not kept there.
+    sys.dont_write_bytecode = True
     _load_the_catalogue()
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:

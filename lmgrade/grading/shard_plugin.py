@@ -1,0 +1,59 @@
+"""The pytest plugin of a grading split over several processes (`-p lmgrade.grading.shard_plugin`).
+
+`lmgrade grade` may start two pytest processes on the same tests (lmgrade.grading.grade,
+`workers`), one walking the test files from the first, the other from the last. Before a process
+runs the first test of a file it claims the file in a folder the processes share (an exclusive
+create, so exactly one of them wins); a file claimed by the other process is passed over. The
+two meet wherever the work happens to balance, whatever each file costs, and every test runs
+exactly once, a file always whole in one process (its module fixtures are built once).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--shard-claims", default=None, metavar="DIR",
+                     help="(lmgrade grade) the folder where the processes of one grading claim test files")
+    parser.addoption("--shard-from-end", action="store_true",
+                     help="(lmgrade grade) walk the test files from the last one")
+
+
+def _file(item: pytest.Item) -> str:
+    return item.nodeid.split("::")[0]
+
+
+@pytest.hookimpl(trylast=True)  # after every other ordering: the order within a file is kept
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("shard_from_end"):
+        files = list(dict.fromkeys(_file(item) for item in items))
+        rank = {name: -i for i, name in enumerate(files)}
+        items.sort(key=lambda item: rank[_file(item)])  # a stable sort: each file's tests stay in order
+
+
+_mine: dict[str, bool] = {}
+
+
+def _claim(claims: Path, name: str) -> bool:
+    if name not in _mine:
+        try:
+            os.close(os.open(claims / name.replace("/", "%"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            _mine[name] = True
+        except FileExistsError:
+            _mine[name] = False
+    return _mine[name]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    claims = item.config.getoption("shard_claims")
+    if claims is None or _claim(Path(claims), _file(item)):
+        return None  # pytest runs it as usual
+    # The other process runs this file. Nothing was set up for this test; what the previous one
+    # left set up that the next one does not need is torn down here, as pytest does after a test.
+    item.session._setupstate.teardown_exact(nextitem)
+    return True  # handled: no report, no outcome; the other process records it
