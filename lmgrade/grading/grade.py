@@ -18,8 +18,7 @@ from lmgrade.core.rubric import Rubric, load_rubric, rubric_path
 from lmgrade.sandbox import intake
 from lmgrade.sandbox import processes, tiers
 from lmgrade.core.scoring import TIMEOUT, ItemScore, TestRecord, score_items
-from lmgrade.grading.bytecode import with_bytecode_cache
-from lmgrade.grading.warm import Runner, subprocess_pytest
+from lmgrade.grading.warm import Runner, subprocess_pytest, with_bytecode
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -180,7 +179,7 @@ def grade(
             f"--rubric={rubric_file}", f"--lmgrade-deadline={start_wall + budget:.3f}",
             *(["--isolate"] if isolate else []), *(extra_pytest_args or []),
         ]
-        env = with_bytecode_cache(dict(os.environ, LMGRADE_PROFILE=profile))
+        env = with_bytecode(dict(os.environ, LMGRADE_PROFILE=profile))
         env[tiers.ENV] = _TIER_REQUEST[tier.name]  # the very tier reported here, never a silent other one
         start = time.perf_counter()
         shards = _run_shards(runner or subprocess_pytest, 1 if runner else max(1, workers), args, env, Path(tmp),

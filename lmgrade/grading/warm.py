@@ -31,8 +31,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from lmgrade.grading.bytecode import with_bytecode_cache
-
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # (pytest arguments, environment, working folder, timeout) -> (exit status or -9, output, the run's pid)
@@ -40,6 +38,20 @@ Runner = Callable[[list[str], dict[str, str], Path, float], tuple[int, str, int]
 
 # Environment variables the suite reads when it is imported (see the module's docstring).
 READ_AT_IMPORT = ("LMGRADE_PROFILE", "LMGRADE_CHILD_MEMORY_GB")
+
+
+def with_bytecode(env: dict[str, str]) -> dict[str, str]:
+    """`env` for a grader pytest process, which keeps its compiled modules as Python does by default.
+
+    A grading imports the grader and about 170 test and support modules, and pytest rewrites the
+    asserts of every test module; with PYTHONDONTWRITEBYTECODE (which some machines set) each run
+    compiles all of it again: about 2 of the 4.5 seconds before the first test. Their .pyc files go
+    in __pycache__ beside the grader's sources, which the handout, the bundle and the intake of a
+    submission all leave out. The submission's child builds its own environment and writes none.
+    """
+    env = dict(env)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def subprocess_pytest(args: list[str], env: dict[str, str], cwd: Path, timeout: float) -> tuple[int, str, int]:
@@ -66,7 +78,7 @@ class WarmPytest:
         """profile: the Hypothesis profile of the runs it will serve (runs with another one start anew)."""
         self.project_root = Path(project_root)
         self.lock = threading.Lock()
-        self.env = with_bytecode_cache(dict(os.environ, LMGRADE_PROFILE=profile))
+        self.env = with_bytecode(dict(os.environ, LMGRADE_PROFILE=profile))
         self.server = subprocess.Popen([sys.executable, "-m", "lmgrade.grading.warm", str(self.project_root)],
                                        cwd=self.project_root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                        text=True, env=self.env)
@@ -119,8 +131,8 @@ def _serve(project_root: Path) -> None:
     if status != 0:
         print(json.dumps({"error": f"the suite could not be collected (pytest exit {status})"}), flush=True)
         return
-    # The suite's modules came from the bytecode cache (lmgrade.grading.bytecode) or went into it; what
-    # is imported from here on (catalogue variants, submissions, in temporary folders) is not kept there.
+    # The suite's modules are compiled now (see with_bytecode); what is imported from here on
+    # (catalogue variants, submissions, in temporary folders) is not worth a .pyc file.
     sys.dont_write_bytecode = True
     _load_the_catalogue()
     print(json.dumps({"ready": True}), flush=True)
