@@ -22,7 +22,10 @@ def scaled_dot_product_attention(
     # Scaling Q (queries × d_k) instead of the scores (queries × keys): the same product, fewer multiplications.
     scores = (Q / math.sqrt(d_k)) @ K.transpose(-2, -1)  # (... queries, keys)
     if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
+        # The mask as 0 / −inf added in place: scores is a fresh tensor (the product's backward needs
+        # Q and K, not scores), and an addition passes the gradient through untouched, where
+        # masked_fill's backward would copy it and zero it at the mask.
+        scores += torch.zeros(mask.shape, dtype=scores.dtype, device=scores.device).masked_fill_(~mask, float("-inf"))
     weights = softmax(scores, dim=-1)
     return weights @ V
 
@@ -179,9 +182,11 @@ class MultiHeadSelfAttention(nn.Module):
         if kv_cache is not None:
             k, v = kv_cache.update(k, v)
 
-        mask = causal_mask(seq, k.shape[-2], device=x.device)
+        mask = None  # one new token and no pads (cached decoding): the last position sees every key
         if key_is_real is not None:
             mask = padding_mask(seq, key_is_real)
+        elif seq > 1:
+            mask = causal_mask(seq, k.shape[-2], device=x.device)
         out = scaled_dot_product_attention(q, k, v, mask)
         out = out.transpose(-3, -2).flatten(-2)  # (... seq, heads · d_head)
         return self.output_proj(out)

@@ -56,8 +56,8 @@ ALTERNATIVES += [
                 ("linear", "linear.hidden", "rmsnorm", "rmsnorm.hidden", "softmax", "softmax.hidden"),
                 ("layers.py", "return x @ self.weight.T", "return (x.double() @ self.weight.double().T).to(x.dtype)"),
                 ("layers.py", "x = x.to(torch.promote_types(in_dtype, torch.float32))", "x = x.to(torch.float64)"),
-                ("layers.py", "shifted = x - x.amax(dim=dim, keepdim=True).detach()", "shifted = x.double() - x.double().amax(dim=dim, keepdim=True)"),
-                ("layers.py", "return exp / exp.sum(dim=dim, keepdim=True)", "return (exp / exp.sum(dim=dim, keepdim=True)).to(x.dtype)")),
+                ("layers.py", "shifted = x - x.amax(dim=dim, keepdim=True)", "shifted = x.double() - x.double().amax(dim=dim, keepdim=True)"),
+                ("layers.py", "return exp.div_(exp.sum(dim=dim, keepdim=True))", "return exp.div_(exp.sum(dim=dim, keepdim=True)).to(x.dtype)")),
     alternative("loop_over_heads", "attention computed head by head in a Python loop, the heads' outputs concatenated",
                 ("attention", "attention.hidden"),
                 ("attention.py", "out = scaled_dot_product_attention(q, k, v, mask)\n"
@@ -65,20 +65,23 @@ ALTERNATIVES += [
                  "heads = [scaled_dot_product_attention(q[..., h, :, :], k[..., h, :, :], v[..., h, :, :], mask)\n"
                  "                 for h in range(self.num_heads)]\n"
                  "        out = torch.cat(heads, dim=-1)  # (... seq, heads · d_head), head by head")),
-    alternative("tril_mask_added_as_minus_inf", "causal mask cut from torch.tril, added to the scores as 0 / −inf instead of masked_fill",
+    alternative("tril_mask_added_as_minus_inf", "causal mask cut from torch.tril, added to the scores out of place as a full-size 0 / −inf tensor",
                 ("attention", "kv_cache"),
                 ("attention.py", "    query_positions = torch.arange(num_keys - num_queries, num_keys, device=device)\n"
                  "    key_positions = torch.arange(num_keys, device=device)\n"
                  "    return key_positions[None, :] <= query_positions[:, None]",
                  "    square = torch.ones(num_keys, num_keys, dtype=torch.bool, device=device).tril()\n"
                  "    return square[num_keys - num_queries :]"),
-                ("attention.py", 'scores = scores.masked_fill(~mask, float("-inf"))',
+                ("attention.py", 'scores += torch.zeros(mask.shape, dtype=scores.dtype, device=scores.device).masked_fill_(~mask, float("-inf"))',
                  'scores = scores + torch.zeros_like(scores).masked_fill(~mask, float("-inf"))')),
     alternative("logsumexp", "softmax and cross-entropy written with torch.logsumexp instead of an explicit max shift",
                 ("softmax", "softmax.hidden", "cross_entropy", "cross_entropy.hidden"),
-                ("layers.py", "    shifted = x - x.amax(dim=dim, keepdim=True).detach()\n"
-                 "    exp = torch.exp(shifted)\n"
-                 "    return exp / exp.sum(dim=dim, keepdim=True)",
+                ("layers.py", "    shifted = x - x.amax(dim=dim, keepdim=True)\n"
+                 "    # e^s = 2^(s·log₂e). torch.exp on the CPU goes through MKL, which takes a slow path\n"
+                 "    # (about 20x) for every result that underflows, such as exp(−inf) at each masked score;\n"
+                 "    # exp2 does not. In place: shifted is our own tensor.\n"
+                 "    exp = shifted.mul_(LOG2_E).exp2_()\n"
+                 "    return exp.div_(exp.sum(dim=dim, keepdim=True))",
                  "    return torch.exp(x - torch.logsumexp(x, dim=dim, keepdim=True))"),
                 ("loss.py", "log_normaliser = peak.squeeze(-1) + torch.log(torch.exp(logits - peak).sum(dim=-1))",
                  "log_normaliser = torch.logsumexp(logits, dim=-1)")),

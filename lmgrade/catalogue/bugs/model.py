@@ -14,8 +14,9 @@ MHA_CALL = "out = scaled_dot_product_attention(q, k, v, mask)"
 LINEAR_FORWARD = "return x @ self.weight.T"
 INV_RMS = "torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps)"
 SWIGLU_FORWARD = "self.w2(silu(self.w1(x)) * self.w3(x))"
-SOFTMAX_SUM = "return exp / exp.sum(dim=dim, keepdim=True)"
+SOFTMAX_SUM = "return exp.div_(exp.sum(dim=dim, keepdim=True))"
 SCORES = "scores = (Q / math.sqrt(d_k)) @ K.transpose(-2, -1)"
+MASK_ADD = 'scores += torch.zeros(mask.shape, dtype=scores.dtype, device=scores.device).masked_fill_(~mask, float("-inf"))'
 SPLIT_HEADS = "return t.unflatten(-1, (self.num_heads, self.d_head)).transpose(-3, -2)"
 CAUSAL_MASK_CALL = "mask = causal_mask(seq, k.shape[-2], device=x.device)"
 ROPE_LOOKUP = "rotation = self.rotation[token_positions].to(dtype.to_complex())  # (... seq, d_k/2)"
@@ -43,9 +44,9 @@ BUGS = [
         raises="view size is not compatible"),
     # --- Embedding -------------------------------------------------------------------------------
     bug("embedding_scaled_by_sqrt_d_model", "embedding", "Embedding multiplies the looked-up rows by √d_model (as the original Transformer did), which the SPEC does not",
-        ("layers.py", "return self.weight[token_ids]", "return self.weight[token_ids] * math.sqrt(self.weight.shape[-1])")),
+        ("layers.py", "return rows.view(*token_ids.shape, -1)", "return rows.view(*token_ids.shape, -1) * math.sqrt(self.weight.shape[-1])")),
     bug("embedding_reads_weight_data", "embedding", "Embedding looks rows up in weight.data, so no gradient reaches the embedding table",
-        ("layers.py", "return self.weight[token_ids]", "return self.weight.data[token_ids]")),
+        ("layers.py", "rows = self.weight.index_select(0, token_ids.reshape(-1))", "rows = self.weight.data.index_select(0, token_ids.reshape(-1))")),
     # --- RMSNorm ---------------------------------------------------------------------------------
     bug("rmsnorm_eps_outside_root", "rmsnorm", "RMSNorm adds eps after the square root instead of inside it",
         ("layers.py", INV_RMS, "1 / (torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True)) + self.eps)")),
@@ -68,14 +69,15 @@ BUGS = [
     bug("swiglu_silu_after_product", "swiglu", "SwiGLU applies SiLU to the product W1 x ⊙ W3 x instead of to W1 x alone",
         ("layers.py", SWIGLU_FORWARD, "self.w2(silu(self.w1(x) * self.w3(x)))")),
     bug("silu_sign_flipped", "swiglu", "SiLU is computed as x·σ(−x) = x / (1 + eˣ) instead of x·σ(x) = x / (1 + e⁻ˣ)",
-        ("layers.py", "return x * torch.sigmoid(x)", "return x / (1 + torch.exp(x))")),
+        ("layers.py", "return x * torch.sigmoid(x)", "return x / (1 + torch.exp(x))"),
+        ("layers.py", "        s = torch.sigmoid(x)\n", "        s = torch.sigmoid(-x)  # x·σ(−x) = x / (1 + eˣ)\n")),
     # --- softmax ---------------------------------------------------------------------------------
     bug("softmax_without_max_shift", "softmax", "softmax exponentiates x without subtracting the max first (overflows for large inputs)",
-        ("layers.py", "shifted = x - x.amax(dim=dim, keepdim=True).detach()", "shifted = x")),
+        ("layers.py", "shifted = x - x.amax(dim=dim, keepdim=True)", "shifted = x.clone()")),
     bug("softmax_over_last_dim_always", "softmax", "softmax normalises over the last dimension whatever `dim` says",
-        ("layers.py", SOFTMAX_SUM, "return exp / exp.sum(dim=-1, keepdim=True)")),
+        ("layers.py", SOFTMAX_SUM, "return exp.div_(exp.sum(dim=-1, keepdim=True))")),
     bug("softmax_normalised_by_total_sum", "softmax", "softmax divides by the sum over the whole tensor instead of the sum along `dim`",
-        ("layers.py", SOFTMAX_SUM, "return exp / exp.sum()")),
+        ("layers.py", SOFTMAX_SUM, "return exp.div_(exp.sum())")),
     # --- attention -------------------------------------------------------------------------------
     bug("attention_without_causal_mask", "attention", "multi-head attention leaves out the causal mask (every token sees the future)",
         ("attention.py", MHA_CALL, "out = scaled_dot_product_attention(q, k, v)")),
@@ -85,7 +87,7 @@ BUGS = [
     bug("attention_without_scale", "attention", "attention scores are not divided by √d_k",
         ("attention.py", SCORES, "scores = Q @ K.transpose(-2, -1)")),
     bug("attention_mask_polarity_inverted", "attention", "the mask is applied the wrong way round: True hides a key instead of allowing it",
-        ("attention.py", 'scores = scores.masked_fill(~mask, float("-inf"))', 'scores = scores.masked_fill(mask, float("-inf"))')),
+        ("attention.py", MASK_ADD, MASK_ADD.replace("masked_fill_(~mask", "masked_fill_(mask"))),
     bug("attention_softmax_over_queries", "attention", "attention normalises its weights over the queries (dim −2) instead of over the keys",
         ("attention.py", "weights = softmax(scores, dim=-1)", "weights = softmax(scores, dim=-2)")),
     bug("causal_mask_hides_the_diagonal", "attention", "the causal mask uses j < i instead of j ≤ i, so a token cannot attend to itself",
@@ -96,7 +98,7 @@ BUGS = [
          "        self.d_head = d_model // num_heads\n        self.max_seq_len = max_seq_len\n"),
         ("attention.py", CAUSAL_MASK_CALL,
          "context = self.max_seq_len or k.shape[-2]\n"
-         "        mask = causal_mask(context, context, device=x.device)[-seq:, : k.shape[-2]]")),
+         "            mask = causal_mask(context, context, device=x.device)[-seq:, : k.shape[-2]]")),
     bug("heads_split_as_d_head_by_heads", "attention", "the heads are split from d_model as (d_head, heads) instead of (heads, d_head)",
         ("attention.py", SPLIT_HEADS, "return t.unflatten(-1, (self.d_head, self.num_heads)).movedim(-1, -3)")),
     bug("heads_merged_without_transpose", "attention", "the heads are merged with a reshape, without first moving the heads axis back next to d_head",
