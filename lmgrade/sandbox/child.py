@@ -186,9 +186,6 @@ def main() -> None:
         _restrict_imports()
     import adapters  # noqa: F401 - the heavy imports (torch, einx, jaxtyping) before saying ready
     import torch  # noqa: F401
-    # Constructing a torch.optim.Optimizer imports torch._dynamo (about 1.5 s) the first time: done
-    # here, while the grading process is still collecting its tests, not inside a timed AdamW test.
-    import torch._dynamo  # noqa: F401
 
     from lmgrade.sandbox import wire
 
