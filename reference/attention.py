@@ -68,20 +68,24 @@ class RotaryPositionalEmbedding(nn.Module):
         super().__init__()
         if d_k % 2:
             raise ValueError(f"RoPE needs an even head dimension, got d_k={d_k}")
-        # Angles in float64 so that float64 models stay exact; cast to the input's precision on use.
+        # Angles in float64 so that float64 models stay exact.
         pair = torch.arange(d_k // 2, dtype=torch.float64, device=device)
         inv_freq = theta ** (-2.0 * pair / d_k)
         positions = torch.arange(max_seq_len, dtype=torch.float64, device=device)
         angles = torch.outer(positions, inv_freq)  # (max_seq_len, d_k/2)
         # e^{i·angle} = cos(angle) + i·sin(angle)
         self.register_buffer("rotation", torch.polar(torch.ones_like(angles), angles), persistent=False)
+        # The same table in complex64, for float32 (and 16-bit) inputs: casting the looked-up rows instead
+        # costs a copy at every call, and decoding calls RoPE twice per layer for every token.
+        self.register_buffer("rotation_complex64", self.rotation.to(torch.complex64), persistent=False)
 
     def forward(
         self, x: Float[Tensor, "... seq d_k"], token_positions: Int[Tensor, "... seq"]
     ) -> Float[Tensor, "... seq d_k"]:
         # Complex numbers exist for float32 and float64 only: 16-bit inputs rotate in float32.
         dtype = torch.promote_types(x.dtype, torch.float32)
-        rotation = self.rotation[token_positions].to(dtype.to_complex())  # (... seq, d_k/2)
+        table = self.rotation if dtype == torch.float64 else self.rotation_complex64
+        rotation = table[token_positions]  # (... seq, d_k/2)
         pairs = torch.view_as_complex(x.to(dtype).unflatten(-1, (-1, 2)).contiguous())  # dims (2k, 2k+1) as re, im
         rotated = torch.view_as_real(pairs * rotation)  # (... seq, d_k/2, 2)
         return rotated.flatten(-2).to(x.dtype)

@@ -22,11 +22,15 @@ ALTERNATIVES = [
                  "        q, k, v = (split_heads(t) for t in qkv.chunk(3, dim=-1))")),
     alternative("real_arithmetic_rope", "RoPE with cos/sin tables in real arithmetic on the (even, odd) dims instead of complex numbers",
                 ("rope", "rope.hidden", "attention"),
-                ("attention.py", '        self.register_buffer("rotation", torch.polar(torch.ones_like(angles), angles), persistent=False)\n',
+                ("attention.py", '        self.register_buffer("rotation", torch.polar(torch.ones_like(angles), angles), persistent=False)\n'
+                 "        # The same table in complex64, for float32 (and 16-bit) inputs: casting the looked-up rows instead\n"
+                 "        # costs a copy at every call, and decoding calls RoPE twice per layer for every token.\n"
+                 '        self.register_buffer("rotation_complex64", self.rotation.to(torch.complex64), persistent=False)\n',
                  '        self.register_buffer("cos", angles.cos(), persistent=False)\n'
                  '        self.register_buffer("sin", angles.sin(), persistent=False)\n'),
                 ("attention.py", "        dtype = torch.promote_types(x.dtype, torch.float32)\n"
-                 "        rotation = self.rotation[token_positions].to(dtype.to_complex())  # (... seq, d_k/2)\n"
+                 "        table = self.rotation if dtype == torch.float64 else self.rotation_complex64\n"
+                 "        rotation = table[token_positions]  # (... seq, d_k/2)\n"
                  "        pairs = torch.view_as_complex(x.to(dtype).unflatten(-1, (-1, 2)).contiguous())  # dims (2k, 2k+1) as re, im\n"
                  "        rotated = torch.view_as_real(pairs * rotation)  # (... seq, d_k/2, 2)\n"
                  "        return rotated.flatten(-2).to(x.dtype)",

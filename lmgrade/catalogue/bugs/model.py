@@ -19,7 +19,7 @@ SCORES = "scores = (Q / math.sqrt(d_k)) @ K.transpose(-2, -1)"
 MASK_ADD = 'scores += torch.zeros(mask.shape, dtype=scores.dtype, device=scores.device).masked_fill_(~mask, float("-inf"))'
 SPLIT_HEADS = "return t.unflatten(-1, (self.num_heads, self.d_head)).transpose(-3, -2)"
 CAUSAL_MASK_CALL = "mask = causal_mask(seq, k.shape[-2], device=x.device)"
-ROPE_LOOKUP = "rotation = self.rotation[token_positions].to(dtype.to_complex())  # (... seq, d_k/2)"
+ROPE_LOOKUP = "rotation = table[token_positions]  # (... seq, d_k/2)"
 ROPE_ROTATION = "rotated = torch.view_as_real(pairs * rotation)"
 BLOCK_ATTN = "x = x + self.attn(self.ln1(x), token_positions, kv_cache, key_is_real)"
 BLOCK_FFN = "return x + self.ffn(self.ln2(x))"
@@ -113,7 +113,7 @@ BUGS = [
         ("attention.py", "self.rope = RotaryPositionalEmbedding(theta, self.d_head, max_seq_len, device=device)",
          "self.rope = RotaryPositionalEmbedding(theta, d_model, max_seq_len, device=device)"),
         ("attention.py", ROPE_LOOKUP,
-         "rotation = self.rotation[token_positions][..., : x.shape[-1] // 2].to(dtype.to_complex())  # the first d_k/2 frequencies")),
+         "rotation = table[token_positions][..., : x.shape[-1] // 2]  # the first d_k/2 frequencies")),
     bug("attention_ignores_token_positions", "attention", "the attention ignores the token_positions it is given and always uses 0 … seq−1",
         ("attention.py", "        if token_positions is None:\n            token_positions = torch.arange(past, past + seq, device=x.device)",
          "        token_positions = torch.arange(past, past + seq, device=x.device)")),
@@ -132,7 +132,7 @@ BUGS = [
         ("attention.py", ROPE_ROTATION, "rotated = torch.view_as_real(pairs * rotation.conj())")),
     bug("rope_ignores_token_positions", "rope", "RoPE ignores token_positions and rotates the i-th vector of the sequence by position i",
         ("attention.py", ROPE_LOOKUP,
-         "rotation = self.rotation[: x.shape[-2]].to(dtype.to_complex())  # (seq, d_k/2)")),
+         "rotation = table[: x.shape[-2]]  # (seq, d_k/2)")),
     # --- block -----------------------------------------------------------------------------------
     bug("block_without_residual", "block", "the attention sub-layer of the block has no residual connection",
         ("model.py", BLOCK_ATTN, "x = self.attn(self.ln1(x), token_positions, kv_cache, key_is_real)")),
