@@ -110,16 +110,16 @@ def softmax(x: Float[Tensor, "..."], dim: int) -> Float[Tensor, "..."]:
     return _softmax(x, dim)
 
 
-LOG2_E = 1.4426950408889634  # log₂(e)
-
-
 def _softmax(x: Float[Tensor, "..."], dim: int) -> Float[Tensor, "..."]:
     # exp(x - max) never overflows and the result is unchanged: softmax is shift invariant.
     shifted = x - x.amax(dim=dim, keepdim=True)
-    # e^s = 2^(s·log₂e). torch.exp on the CPU goes through MKL, which takes a slow path
-    # (about 20x) for every result that underflows, such as exp(−inf) at each masked score;
-    # exp2 does not. In place: shifted is our own tensor.
-    exp = shifted.mul_(LOG2_E).exp2_()
+    # On the CPU, torch.exp (MKL) takes a slow path, about 20x, for every result that underflows,
+    # such as exp(−inf) at each masked attention score. So exponentiate no lower than `floor`,
+    # where exp is still a normal number, then zero what is that small: e^−86 (float32) and
+    # e^−699 (float64) are far below the rounding of a sum that includes e^0 = 1. In place:
+    # shifted is our own tensor.
+    floor = -700.0 if shifted.dtype == torch.float64 else -87.0
+    exp = torch.nn.functional.threshold_(shifted.clamp_(min=floor).exp_(), math.exp(floor + 1), 0.0)
     return exp.div_(exp.sum(dim=dim, keepdim=True))
 
 

@@ -81,10 +81,13 @@ ALTERNATIVES += [
     alternative("logsumexp", "softmax and cross-entropy written with torch.logsumexp instead of an explicit max shift",
                 ("softmax", "softmax.hidden", "cross_entropy", "cross_entropy.hidden"),
                 ("layers.py", "    shifted = x - x.amax(dim=dim, keepdim=True)\n"
-                 "    # e^s = 2^(s·log₂e). torch.exp on the CPU goes through MKL, which takes a slow path\n"
-                 "    # (about 20x) for every result that underflows, such as exp(−inf) at each masked score;\n"
-                 "    # exp2 does not. In place: shifted is our own tensor.\n"
-                 "    exp = shifted.mul_(LOG2_E).exp2_()\n"
+                 "    # On the CPU, torch.exp (MKL) takes a slow path, about 20x, for every result that underflows,\n"
+                 "    # such as exp(−inf) at each masked attention score. So exponentiate no lower than `floor`,\n"
+                 "    # where exp is still a normal number, then zero what is that small: e^−86 (float32) and\n"
+                 "    # e^−699 (float64) are far below the rounding of a sum that includes e^0 = 1. In place:\n"
+                 "    # shifted is our own tensor.\n"
+                 "    floor = -700.0 if shifted.dtype == torch.float64 else -87.0\n"
+                 "    exp = torch.nn.functional.threshold_(shifted.clamp_(min=floor).exp_(), math.exp(floor + 1), 0.0)\n"
                  "    return exp.div_(exp.sum(dim=dim, keepdim=True))",
                  "    return torch.exp(x - torch.logsumexp(x, dim=dim, keepdim=True))"),
                 ("loss.py", "log_normaliser = peak.squeeze(-1) + torch.log(torch.exp(logits - peak).sum(dim=-1))",
