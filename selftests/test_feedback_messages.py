@@ -98,7 +98,7 @@ def _softmax_submission(tmp: Path, name: str, raising: bool = False) -> Path:
     if raising:  # an error inside a torch call of the student's own helper (under the forbidden-call detector)
         layers = submission / "student" / "layers.py"
         source = layers.read_text()
-        old = "    return exp / exp.sum(dim=-1, keepdim=True)"
+        old = "    return exp.div_(exp.sum(dim=-1, keepdim=True))"
         assert source.count(old) == 1
         layers.write_text(source.replace(old, "    return _my_helper(exp)\n\n\ndef _my_helper(t):\n    return t.view(-1, 3)"))
     return submission
