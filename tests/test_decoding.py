@@ -14,6 +14,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from lmgrade.core.compare import Mismatch, describe_difference
+from lmgrade.core.layouts import broadcast_values
 from lmgrade.catalogue.diagnosis import diagnose_measurement, explained
 
 from .checks import assert_unchanged, check_against_reference, on
@@ -291,7 +292,8 @@ def test_temperature_zero_is_one_hot_on_the_first_argmax(impl, device, kind, lea
     logits = dist_logits(kind, lead, vocab, seed)
     args = dict(logits=logits, temperature=0.0, top_k=resolve_top_k(top_k, vocab), top_p=top_p)
     probs = distribution(impl, args, device, layout)
-    one_hot = torch.nn.functional.one_hot(logits.argmax(-1), vocab).to(F32)  # the logits are float32 values
+    shown = broadcast_values(logits) if layout == "expanded" else logits  # an expanded layout repeats the first row
+    one_hot = torch.nn.functional.one_hot(shown.argmax(-1), vocab).to(F32)  # the logits are float32 values
     assert torch.equal(probs.cpu(), one_hot), (
         f"temperature 0 must give exactly one-hot on the first argmax (lowest id among equal maxima); "
         f"got row sums {probs.sum(-1).flatten().tolist()[:4]}, argmax {probs.argmax(-1).flatten().tolist()[:4]}, "
