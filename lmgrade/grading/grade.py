@@ -18,7 +18,7 @@ from lmgrade.core.rubric import Rubric, load_rubric, rubric_path
 from lmgrade.sandbox import intake
 from lmgrade.sandbox import processes, tiers
 from lmgrade.core.scoring import TIMEOUT, ItemScore, TestRecord, score_items
-from lmgrade.grading.warm import Runner, subprocess_pytest, with_bytecode
+from lmgrade.grading.warm import Runner, stop_subprocess_pytests, subprocess_pytest, with_bytecode
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,6 +81,7 @@ class _Shard:
     returncode: int = 0
     log: str = ""
     pid: int = 0
+    error: BaseException | None = None  # what the runner raised, re-raised by the caller's thread
 
 
 def _run_shards(runner: Runner, workers: int, args: list[str], env: dict[str, str], tmp: Path, timeout: float) -> list[_Shard]:
@@ -95,16 +96,25 @@ def _run_shards(runner: Runner, workers: int, args: list[str], env: dict[str, st
         if workers > 1:  # the first walks the files from the first, the second from the last
             shard_args += ["-p", "lmgrade.grading.shard_plugin", f"--shard-claims={claims}",
                            *(["--shard-from-end"] if i % 2 else [])]
-        shard.returncode, shard.log, shard.pid = runner(shard_args, env, PROJECT_ROOT, timeout)
+        try:
+            shard.returncode, shard.log, shard.pid = runner(shard_args, env, PROJECT_ROOT, timeout)
+        except Exception as error:  # noqa: BLE001 - raised again below, in the grading's own thread
+            shard.error = error
 
-    if workers == 1:
+    # The first process runs from this thread (an interrupt stops it as before), the others from threads.
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(1, workers)]
+    for thread in threads:
+        thread.start()
+    try:
         run(0)
-    else:
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
-        for thread in threads:
-            thread.start()
         for thread in threads:
             thread.join()
+    except BaseException:  # an interrupt: the other processes are in sessions of their own and would go on
+        stop_subprocess_pytests()
+        raise
+    for shard in shards:
+        if shard.error is not None:
+            raise shard.error
     return shards
 
 

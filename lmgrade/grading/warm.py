@@ -54,10 +54,24 @@ def with_bytecode(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
+_running: set[subprocess.Popen] = set()  # subprocess_pytest's runs still going, in any thread
+
+
+def stop_subprocess_pytests() -> None:
+    """Kill every run of subprocess_pytest still going. Each is in a session of its own, so an interrupt
+    of this process never reaches them; a run in another thread would otherwise outlive the grading."""
+    for proc in list(_running):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def subprocess_pytest(args: list[str], env: dict[str, str], cwd: Path, timeout: float) -> tuple[int, str, int]:
     """`python -m pytest args` in a new process and session: (exit status, output, pid); -9 when killed at timeout."""
     proc = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    _running.add(proc)
     try:
         log, _ = proc.communicate(timeout=timeout)
         return proc.returncode, log, proc.pid
@@ -66,6 +80,7 @@ def subprocess_pytest(args: list[str], env: dict[str, str], cwd: Path, timeout: 
         log, _ = proc.communicate()
         return -9, log or "", proc.pid
     finally:
+        _running.discard(proc)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
