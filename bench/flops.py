@@ -11,7 +11,7 @@ on neither side.
 from __future__ import annotations
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from lmgrade.core.flops import flop_counter_mode
 
 FLOPS_TOLERANCE = 0.02  # the target: counted within 2 % of the analytical count
 
@@ -33,7 +33,7 @@ def count_decode_flops(model, prompt, new_tokens: int, hf: bool) -> list[int]:
     per_step = []
     for _ in range(new_tokens - 1):
         token = logits[:, -1].argmax(dim=-1, keepdim=True)
-        with FlopCounterMode(display=False) as counter:
+        with flop_counter_mode() as counter:
             if hf:
                 out = model(input_ids=token, past_key_values=cache, use_cache=True)
                 logits, cache = out.logits, out.past_key_values
@@ -46,7 +46,7 @@ def count_decode_flops(model, prompt, new_tokens: int, hf: bool) -> list[int]:
 @torch.no_grad()
 def count_uncached_flops(model, batch: int, length: int) -> int:
     """FLOPs of a forward over `length` tokens without the cache: the last step recomputed from scratch."""
-    with FlopCounterMode(display=False) as counter:
+    with flop_counter_mode() as counter:
         model(torch.zeros(batch, length, dtype=torch.long))
     return counter.get_total_flops()
 

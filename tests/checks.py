@@ -16,13 +16,13 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.flop_counter import FlopCounterMode
 
 from lmgrade.core.compare import Mismatch, Tolerance, assert_close, dependence_profile, describe_difference
 from lmgrade.catalogue.diagnosis import diagnose_measurement, diagnose_outputs, explained
 from lmgrade.core.layouts import apply as apply_layout
 from lmgrade.core.layouts import broadcast_values
 from lmgrade.core.evaluation import is_weight_path, outputs_and_grads
+from lmgrade.core.flops import flop_counter_mode
 from lmgrade.core.outcomes import ForbiddenCall, GradingTimeout, NotImplementedInSubmission, SubmissionBroken, SubmissionCrashed
 
 from .tolerances import EXACT64, property_tolerance, tolerance
@@ -270,7 +270,7 @@ def count_flops(bound, fn: str, **kwargs) -> tuple[int, Exception | None]:
     """
     if hasattr(bound, "count_flops"):
         return bound.count_flops(fn, **kwargs)
-    with FlopCounterMode(display=False) as counter:
+    with flop_counter_mode() as counter:
         try:
             getattr(bound, fn)(**kwargs)
         except Exception as error:  # noqa: BLE001 - the caller decides what the error means

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from lmgrade.core.flops import flop_counter_mode
 
 from lmgrade.core.outcomes import ForbiddenCall, NotImplementedInSubmission
 from lmgrade.sandbox.forbidden import ForbiddenCallDetector
@@ -35,7 +35,7 @@ class GradedCalls:
     def count_flops(self, name: str, **kwargs) -> tuple[int, Exception | None]:
         """FLOPs (torch.utils.flop_counter) of one adapter call where the submission runs, and its error if any."""
         if not self._isolated:
-            with FlopCounterMode(display=False) as counter:
+            with flop_counter_mode() as counter:
                 try:
                     getattr(self, name)(**kwargs)
                 except Exception as error:  # noqa: BLE001 - the caller decides what the error means

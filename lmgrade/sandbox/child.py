@@ -59,9 +59,9 @@ class Server:
 
     def call(self, header, tensors):
         import torch
-        from torch.utils.flop_counter import FlopCounterMode
 
         from lmgrade.core import layouts
+        from lmgrade.core.flops import flop_counter_mode
         from lmgrade.sandbox import wire
         from lmgrade.sandbox.forbidden import ForbiddenCallDetector
         from lmgrade.sandbox.policy import forbidden_for
@@ -96,7 +96,7 @@ class Server:
         args = wire.decode(header["args"], tensors, rebuild)
         detector = ForbiddenCallDetector(forbidden_for(header.get("item")))
         counting = bool(header.get("count_flops"))
-        counter = FlopCounterMode(display=False) if counting else contextlib.nullcontext()
+        counter = flop_counter_mode() if counting else contextlib.nullcontext()
         m, n, k = header.get("canary", [2, 2, 2])
         self.canary = {"detector_canary": False}
         threads_before = threading.active_count()
