@@ -10,8 +10,20 @@ from torch import Tensor, nn
 
 
 def _truncated_normal(shape: tuple[int, ...], std: float, device=None, dtype=None) -> Tensor:
+    """N(0, std²) truncated to [−3·std, 3·std], the distribution nn.init.trunc_normal_ draws.
+
+    By inverting the normal CDF Φ: with u uniform in [Φ(−3), Φ(3)], Φ⁻¹(u) = √2·erfinv(2u − 1)
+    is a standard normal truncated to [−3, 3]. Four passes over the tensor, where torch's own
+    (since 2.10 or so) redraws the values out of range until none is left, asking the tensor at
+    every round whether it is done: about twice the time of building a model, and models are
+    built for every call of the grader.
+    """
     weight = torch.empty(shape, device=device, dtype=dtype)
-    return nn.init.trunc_normal_(weight, mean=0.0, std=std, a=-3 * std, b=3 * std)
+    edge = math.erf(3 / math.sqrt(2))  # 2·Φ(3) − 1: u ∈ [Φ(−3), Φ(3)] is 2u − 1 ∈ [−edge, edge]
+    with torch.no_grad():
+        weight.uniform_(-edge, edge).erfinv_().mul_(std * math.sqrt(2))
+        # erfinv of a value rounded to ±edge can land a hair outside ±3·std.
+        return weight.clamp_(-3 * std, 3 * std)
 
 
 class Linear(nn.Module):
