@@ -11,7 +11,7 @@ on neither side.
 from __future__ import annotations
 
 import torch
-from lmgrade.core.flops import flop_counter_mode
+from lmgrade.core.no_dynamo import flop_counter_mode
 
 FLOPS_TOLERANCE = 0.02  # the target: counted within 2 % of the analytical count
 

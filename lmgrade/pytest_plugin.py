@@ -21,6 +21,7 @@ import torch
 from _pytest._code.code import Traceback
 
 from lmgrade.core.hints import hint_for
+from lmgrade.core.no_dynamo import skip_dynamo_imports
 from lmgrade.core.outcomes import GradingTimeout, NotImplementedInSubmission
 from lmgrade.core.profiles import DEFAULT_PROFILE, register_profiles
 from lmgrade.core.rubric import rubric_path
@@ -57,6 +58,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from hypothesis import settings
 
     register_profiles()
+    skip_dynamo_imports()  # the FLOP counter and torch.optim would each import torch._dynamo for nothing
     if not config.getoption("hypothesis_profile", None):
         settings.load_profile(os.environ.get("LMGRADE_PROFILE", DEFAULT_PROFILE))
     config.pluginmanager.register(Recorder(config), "lmgrade-recorder")

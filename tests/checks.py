@@ -22,7 +22,7 @@ from lmgrade.catalogue.diagnosis import diagnose_measurement, diagnose_outputs, 
 from lmgrade.core.layouts import apply as apply_layout
 from lmgrade.core.layouts import broadcast_values
 from lmgrade.core.evaluation import is_weight_path, outputs_and_grads
-from lmgrade.core.flops import flop_counter_mode
+from lmgrade.core.no_dynamo import flop_counter_mode
 from lmgrade.core.outcomes import ForbiddenCall, GradingTimeout, NotImplementedInSubmission, SubmissionBroken, SubmissionCrashed
 
 from .tolerances import EXACT64, property_tolerance, tolerance

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from lmgrade.core.flops import flop_counter_mode
+from lmgrade.core.no_dynamo import flop_counter_mode
 
 from lmgrade.core.outcomes import ForbiddenCall, NotImplementedInSubmission
 from lmgrade.sandbox.forbidden import ForbiddenCallDetector

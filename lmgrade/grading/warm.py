@@ -149,11 +149,6 @@ def _serve(project_root: Path) -> None:
     # The suite's modules are compiled now (see with_bytecode); what is imported from here on
     # (catalogue variants, submissions, in temporary folders) is not worth a .pyc file.
     sys.dont_write_bytecode = True
-    # Imported by torch on first use, in every fork that uses it otherwise: the first torch.optim optimizer
-    # (AdamW, training) imports torch._dynamo, about 1.3 s. Only the import: the server still runs no torch
-    # operation. (The FLOP counter no longer needs it: lmgrade.core.flops.)
-    import torch._dynamo  # noqa: F401
-
     _load_the_catalogue()
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:

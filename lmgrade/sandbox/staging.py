@@ -13,7 +13,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # The child-side modules of lmgrade: all the child imports. Nothing else of the grader is staged.
 CHILD_MODULES = ("__init__.py", "sandbox/__init__.py", "sandbox/child.py", "sandbox/wire.py", "sandbox/forbidden.py", "sandbox/policy.py",
-                 "sandbox/policy.toml", "core/__init__.py", "core/flops.py", "core/layouts.py", "core/outcomes.py", "core/rubric.py")
+                 "sandbox/policy.toml", "core/__init__.py", "core/no_dynamo.py", "core/layouts.py", "core/outcomes.py", "core/rubric.py")
 
 
 def own_for_child(path: Path, gid: int | None) -> None:
