@@ -149,6 +149,10 @@ def _serve(project_root: Path) -> None:
     # The suite's modules are compiled now (see with_bytecode); what is imported from here on
     # (catalogue variants, submissions, in temporary folders) is not worth a .pyc file.
     sys.dont_write_bytecode = True
+    # Imported by torch.optim.AdamW's step (the oracle of the AdamW tests) on first use, in every fork
+    # that runs those tests otherwise: about 1.1 s. Only the import: the server still runs no torch operation.
+    import torch._dynamo  # noqa: F401
+
     _load_the_catalogue()
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
