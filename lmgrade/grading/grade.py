@@ -183,8 +183,10 @@ def grade(
             # --tb=native: the outcomes carry their own messages (the recorder), and pytest's default
             # traceback re-parses every frame's source file (ast) for each failure: most of a failing run.
             # No logging plugin: it adds and removes its handlers around every test phase, and no graded
-            # outcome reads a log record.
+            # outcome reads a log record. No unraisable-exception plugin: it runs the garbage collector
+            # several times over at the end (about 0.3 s), to report what no outcome reads either.
             *(tests or _selectors(rubric)), "-q", "--tb=native", "-p", "no:cacheprovider", "-p", "no:logging",
+            "-p", "no:unraisableexception",
             "--no-scorecard", f"--per-test-timeout={per_test_timeout}", *selection.pytest_args(),
             f"--rubric={rubric_file}", f"--lmgrade-deadline={start_wall + budget:.3f}",
             *(["--isolate"] if isolate else []), *(extra_pytest_args or []),
