@@ -317,7 +317,7 @@ def test_a_deeply_nested_message_is_refused_by_its_depth_before_it_is_parsed():
     from lmgrade.sandbox import wire
     read, write = os.pipe()
     head = b"[" * 5000 + b"]" * 5000
-    os.write(write, __import__("struct").pack("<QQ", len(head), 0) + head)
+    os.write(write, __import__("struct").pack("<QQQ", len(head), 0, 0) + head)
     with pytest.raises(wire.ProtocolError, match="nested deeper"):
         wire.receive(read)
     os.close(read), os.close(write)
