@@ -124,7 +124,7 @@ def test_a_looping_test_times_out_and_the_run_goes_on(tmp_path, warm_pytest):
 
 def test_two_processes_run_every_test_once_and_score_as_one(tmp_path):
     """workers=2 (lmgrade.grading.shard_plugin): each test runs in exactly one of the two pytest processes,
-    both take a share of the files, and the outcomes and scores are those of one process."""
+    both take a share of the tests, and the outcomes and scores are those of one process."""
     bug = next(b for b in BUGS if b.name == "lr_warmup_off_by_one")
     submission = str(materialise(bug, tmp_path))
     tests = ["tests/test_get_batch.py", "tests/test_lr_schedule.py", "tests/hidden/test_lr_schedule.py", "tests/test_gradient_clipping.py"]

@@ -1,15 +1,17 @@
 """The pytest plugin of a grading split over several processes (`-p lmgrade.grading.shard_plugin`).
 
 `lmgrade grade` may start two pytest processes on the same tests (lmgrade.grading.grade,
-`workers`), one walking the test files from the first, the other from the last. Before a process
-runs the first test of a file it claims the file in a folder the processes share (an exclusive
-create, so exactly one of them wins); a file claimed by the other process is passed over. The
-two meet wherever the work happens to balance, whatever each file costs, and every test runs
-exactly once, a file always whole in one process (its module fixtures are built once).
+`workers`), one walking the test files from the first, the other from the last (each file's tests
+in their order). Before a process runs a test it claims it in a folder the processes share (an
+exclusive create, so exactly one of them wins); a test claimed by the other process is passed
+over. The two meet wherever the work happens to balance, whatever each test costs, and every
+test runs exactly once. Claims are per test, not per file: whole files left the two finishing up
+to 1.5 s apart. (The suite has no module-scoped fixture; one would be built in both processes.)
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -35,25 +37,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items.sort(key=lambda item: rank[_file(item)])  # a stable sort: each file's tests stay in order
 
 
-_mine: dict[str, bool] = {}
-
-
-def _claim(claims: Path, name: str) -> bool:
-    if name not in _mine:
-        try:
-            os.close(os.open(claims / name.replace("/", "%"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-            _mine[name] = True
-        except FileExistsError:
-            _mine[name] = False
-    return _mine[name]
+def _claim(claims: Path, nodeid: str) -> bool:
+    name = hashlib.sha1(nodeid.encode()).hexdigest()  # node ids hold any character and any length
+    try:
+        os.close(os.open(claims / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        return True
+    except FileExistsError:
+        return False
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     claims = item.config.getoption("shard_claims")
-    if claims is None or _claim(Path(claims), _file(item)):
+    if claims is None or _claim(Path(claims), item.nodeid):
         return None  # pytest runs it as usual
-    # The other process runs this file. Nothing was set up for this test; what the previous one
-    # left set up that the next one does not need is torn down here, as pytest does after a test.
+    # The other process runs this test. Nothing was set up for it; what the previous one left set
+    # up that the next one does not need is torn down here, as pytest does after a test.
     item.session._setupstate.teardown_exact(nextitem)
     return True  # handled: no report, no outcome; the other process records it
