@@ -45,15 +45,16 @@ class ForbiddenCallDetector(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = getattr(func, "__name__", "")
-        if self._in_canary:
-            self.canary_seen = self.canary_seen or name == "softmax"
-        elif name in self.forbidden and len(self.violations) < 5:
-            frame = _call_site_frame()
-            where = f"{frame.filename}:{frame.lineno} ({frame.line})" if frame else "unknown call site"
-            self.violations.append(f"{name} called at {where}")
-            self.sites.append({"function": name, "file": frame.filename if frame else "?",
-                               "line": frame.lineno if frame else 0})
-        return func(*args, **(kwargs or {}))
+        if name in self.forbidden or self._in_canary:  # every other call of the submission goes straight through
+            if self._in_canary:
+                self.canary_seen = self.canary_seen or name == "softmax"
+            elif len(self.violations) < 5:
+                frame = _call_site_frame()
+                where = f"{frame.filename}:{frame.lineno} ({frame.line})" if frame else "unknown call site"
+                self.violations.append(f"{name} called at {where}")
+                self.sites.append({"function": name, "file": frame.filename if frame else "?",
+                                   "line": frame.lineno if frame else 0})
+        return func(*args, **kwargs) if kwargs else func(*args)
 
     def canary(self) -> bool:
         """Calls a forbidden function itself: True if this detector (still) sees it."""
