@@ -17,7 +17,11 @@ from lmgrade.sandbox import wire
 def channel():
     read, write = os.pipe()
     yield read, write
-    os.close(read), os.close(write)
+    for fd in (read, write):
+        try:
+            os.close(fd)
+        except OSError:  # a test closed it
+            pass
 
 
 def _send_in_thread(fd: int, header: dict, tensors: dict) -> threading.Thread:
@@ -63,3 +67,17 @@ def test_a_tensor_table_that_does_not_add_up_is_refused(channel, table, blob, sa
     _raw(write, table, blob)
     with pytest.raises(wire.ProtocolError, match=says):
         wire.receive(read)
+
+
+def test_a_size_declared_but_never_sent_costs_no_memory(channel):
+    """A child may announce 800 MB of tensors and close its end: the grader must not have set them aside."""
+    import resource
+
+    read, write = channel
+    table = json.dumps([["x", "float32", [200_000_000]]]).encode()
+    os.write(write, struct.pack("<QQQ", 2, len(table), 800_000_000) + b"{}" + table)
+    os.close(write)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(EOFError):
+        wire.receive(read)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # KiB

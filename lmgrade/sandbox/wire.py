@@ -133,13 +133,13 @@ def send(fd: int, header: dict, tensors: dict[str, Tensor] | None = None) -> Non
 
 
 def _read_exactly(fd: int, n: int) -> bytearray:
-    buffer = bytearray(n)
-    view, filled = memoryview(buffer), 0
-    while filled < n:
-        got = os.readv(fd, [view[filled : filled + (1 << 20)]])
-        if not got:
+    # Grown as the bytes arrive: a size the other side declares but never sends costs no memory.
+    buffer = bytearray()
+    while len(buffer) < n:
+        chunk = os.read(fd, min(n - len(buffer), 1 << 20))
+        if not chunk:
             raise EOFError("the other side closed the channel")
-        filled += got
+        buffer += chunk
     return buffer
 
 
