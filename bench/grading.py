@@ -1,7 +1,7 @@
 """Part (1): the wall time, CPU time (the machine's busy time) and peak memory of grading one submission (the reference).
 
 `grade(Selection(impl="reference"), profile=...)` runs the suite in a child pytest, as
-`lmgrade grade` does (two pytest processes sharing the tests where there are two cores), with the default Hypothesis profile ("fast") and the "grading" profile,
+`lmgrade grade` does (two pytest processes sharing the tests where there are two cores), with the "fast" Hypothesis profile and the "grading" profile (`lmgrade grade`'s default),
 each twice against a fresh oracle cache (lmgrade's CachingOracle, in a temporary directory):
 "cold", the first submission a course grades, when the reference computes every expected
 value, and "warm", every later one, when they are read back.

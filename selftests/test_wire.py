@@ -81,3 +81,12 @@ def test_a_size_declared_but_never_sent_costs_no_memory(channel):
     with pytest.raises(EOFError):
         wire.receive(read)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # KiB
+
+
+def test_a_tensor_table_over_the_header_limit_is_refused_before_it_is_read(channel):
+    """The table is JSON parsed into a list per tensor: a child cannot pass a huge one under the header's limit."""
+    read, write = channel
+    table = json.dumps([["x", "bool", [0]]] * 100).encode()
+    os.write(write, struct.pack("<QQQ", 2, len(table), 0) + b"{}" + table)
+    with pytest.raises(wire.ProtocolError, match="exceeds the limits"):
+        wire.receive(read, max_header=1000)

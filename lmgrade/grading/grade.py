@@ -85,7 +85,7 @@ class _Shard:
 
 
 def _run_shards(runner: Runner, workers: int, args: list[str], env: dict[str, str], tmp: Path, timeout: float) -> list[_Shard]:
-    """Run pytest with `args` in `workers` processes at once, sharing the test files (shard_plugin)."""
+    """Run pytest with `args` in `workers` processes at once, sharing the tests (shard_plugin)."""
     shards = [_Shard(tmp / f"outcomes-{i}.json") for i in range(workers)]
     claims = tmp / "claims"
     claims.mkdir()

@@ -20,7 +20,7 @@ import pytest
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--shard-claims", default=None, metavar="DIR",
-                     help="(lmgrade grade) the folder where the processes of one grading claim test files")
+                     help="(lmgrade grade) the folder where the processes of one grading claim tests")
     parser.addoption("--shard-from-end", action="store_true",
                      help="(lmgrade grade) walk the test files from the last one")
 

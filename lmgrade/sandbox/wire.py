@@ -124,7 +124,6 @@ def send(fd: int, header: dict, tensors: dict[str, Tensor] | None = None) -> Non
             if tensor.numel():
                 size = tensor.numel() * tensor.element_size()
                 as_bytes[start : start + size].view(tensor.dtype).view(tensor.shape).copy_(tensor)
-        del as_bytes
     for part in (struct.pack("<QQQ", len(head), len(table_bytes), end) + head + table_bytes, blob):
         view = memoryview(part)
         while view:
@@ -173,8 +172,11 @@ def receive(fd: int, max_header: int = MAX_HEADER_BYTES, max_depth: int | None =
     """One message; its sizes and its header's nesting (unless max_depth is None: the child, reading what the
     grader sends) are checked before anything is parsed."""
     head_len, table_len, blob_len = struct.unpack("<QQQ", _read_exactly(fd, 24))
-    if head_len > max_header or table_len > MAX_HEADER_BYTES or head_len + table_len + blob_len > MAX_MESSAGE_BYTES:
+    # The table is JSON too, parsed into a list per tensor: the header's limit holds for it as well.
+    if head_len > max_header or table_len > max_header or head_len + table_len + blob_len > MAX_MESSAGE_BYTES:
         raise ProtocolError(f"message of {head_len} + {table_len} + {blob_len} bytes exceeds the limits")
+    if blob_len and not table_len:
+        raise ProtocolError("the message holds bytes its tensor table does not describe")
     head = _read_exactly(fd, head_len)
     if max_depth is not None and nesting_depth(head, max_depth) > max_depth:
         raise ProtocolError(f"message nested deeper than {max_depth} levels")
@@ -186,8 +188,6 @@ def receive(fd: int, max_header: int = MAX_HEADER_BYTES, max_depth: int | None =
         raise
     except Exception as error:  # noqa: BLE001 - whatever is malformed, it is refused the same way
         raise ProtocolError(f"malformed message: {type(error).__name__}") from None
-    if table is None and blob_len:
-        raise ProtocolError("the message holds bytes its tensor table does not describe")
     if not isinstance(header, dict):
         raise ProtocolError("malformed message: not an object")
     return header, tensors
